@@ -1,0 +1,327 @@
+/*
+ * pandagpt.h — the public C API of libpandagpt, and its reference manual.
+ *
+ * libpandagpt runs PandaGPT (arXiv 2305.16355): ImageBind-huge encoders, a linear projection
+ * (`llama_proj`) and Vicuna (LLaMA-1) with the PandaGPT LoRA merged, answering instructions about
+ * images, video, audio, depth, thermal and IMU inputs.
+ *
+ * Objects
+ *   pg_model    the "context": weights (LLM GGUF, optional encoder GGUF, optional LoRA adapter),
+ *               the device they live on. Immutable after pg_model_load; share it freely between
+ *               threads.
+ *   pg_session  the "session": one conversation — its history, its modality slot and its KV cache.
+ *               Use a session from one thread at a time (different sessions of one model may run
+ *               on different threads at once).
+ *   pg_media    one decoded, preprocessed input (image, audio clip, ...), ready for an encoder.
+ *
+ * Errors
+ *   Every function that can fail returns a pg_status. On failure, pg_last_error() returns a text
+ *   saying what failed and where (file, tensor, offset); the text is per thread and stays valid
+ *   until this thread's next failing call. The library never aborts, never exits and never prints.
+ *   Unless a function says otherwise, a failed call leaves every handle it was given usable and
+ *   unchanged.
+ *
+ * ABI
+ *   Handles are opaque. Every params struct starts with `uint32_t struct_size`, which the caller
+ *   sets (the *_params_init functions do it) to sizeof the struct as it was compiled; the library
+ *   reads only the fields that size covers and uses defaults for the rest, so programs built
+ *   against an older header keep working when fields are appended. Enum values are fixed.
+ *   SONAME libpandagpt.so.0; semantic version from pg_version().
+ *
+ * Minimal use
+ *   pg_model_params mp; pg_model_params_init(&mp);
+ *   pg_model *m; if (pg_model_load("vicuna.gguf", &mp, &m) != PG_OK) puts(pg_last_error());
+ *   pg_session *s; pg_session_new(m, NULL, &s);
+ *   pg_session_chat(s, "Hello!", NULL, 0, NULL, print_piece, NULL);
+ *   pg_session_free(s); pg_model_free(m);
+ */
+#ifndef PANDAGPT_H
+#define PANDAGPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32) && defined(PG_BUILDING_LIBRARY)
+#  define PG_API __declspec(dllexport)
+#elif defined(_WIN32)
+#  define PG_API __declspec(dllimport)
+#elif defined(__GNUC__) && defined(PG_BUILDING_LIBRARY)
+#  define PG_API __attribute__((visibility("default")))
+#else
+#  define PG_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PG_VERSION_MAJOR 0
+#define PG_VERSION_MINOR 1
+#define PG_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------------
+ * Versions and errors
+ * ------------------------------------------------------------------------------------------- */
+
+/* Result of every fallible call. Values are fixed forever. */
+typedef enum pg_status {
+    PG_OK = 0,
+    PG_ERR_INVALID_ARGUMENT = 1, /* NULL where a value is needed, bad struct_size, out of range */
+    PG_ERR_IO = 2,               /* a file could not be opened, read or mapped */
+    PG_ERR_FORMAT = 3,           /* a file is malformed: bad GGUF, missing tensor, wrong shape */
+    PG_ERR_UNSUPPORTED = 4,      /* valid but not handled by this build (tensor type, device) */
+    PG_ERR_OUT_OF_MEMORY = 5,    /* host or device allocation failed */
+    PG_ERR_DEVICE = 6,           /* the accelerator reported an error */
+    PG_ERR_CONTEXT_FULL = 7,     /* the session's KV cache (n_ctx positions) is exhausted */
+    PG_ERR_CANCELLED = 8,        /* the token callback returned nonzero */
+    PG_ERR_INTERNAL = 9          /* a bug in libpandagpt; please report it with the message */
+} pg_status;
+
+/* The library version as (major << 16) | (minor << 8) | patch. Thread-safe. */
+PG_API uint32_t pg_version(void);
+
+/* The library version as "major.minor.patch", a static string. Thread-safe. */
+PG_API const char *pg_version_string(void);
+
+/* A static, human-readable name for a status ("PG_ERR_FORMAT: malformed file"); never NULL, also
+ * for values outside the enum. Thread-safe. */
+PG_API const char *pg_status_string(pg_status s);
+
+/* The message of the last failure on the calling thread: what failed and where. Never NULL ("" if
+ * nothing failed yet). Owned by the library; valid until the next failing call on this thread. */
+PG_API const char *pg_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Model ("context"): weights and device
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pg_model pg_model;
+typedef struct pg_session pg_session;
+typedef struct pg_media pg_media;
+
+/* Where the model runs. Values are fixed. */
+typedef enum pg_device {
+    PG_DEVICE_AUTO = 0, /* CUDA when the build has it and a device is present, else CPU */
+    PG_DEVICE_CPU = 1,
+    PG_DEVICE_CUDA = 2
+} pg_device;
+
+/* Input kinds. Values are fixed. */
+typedef enum pg_modality {
+    PG_MODALITY_IMAGE = 0,
+    PG_MODALITY_VIDEO = 1,
+    PG_MODALITY_AUDIO = 2,
+    PG_MODALITY_DEPTH = 3,
+    PG_MODALITY_THERMAL = 4,
+    PG_MODALITY_IMU = 5
+} pg_modality;
+
+/* Options for pg_model_load. Fields of the first version, in this order; later versions append. */
+typedef struct pg_model_params {
+    uint32_t struct_size;     /* sizeof(pg_model_params) as the caller compiled it */
+    pg_device device;         /* default PG_DEVICE_AUTO */
+    int32_t cuda_device;      /* CUDA device ordinal; default 0 */
+    int32_t n_threads;        /* CPU worker threads per session; 0 (default) = all online cores */
+    const char *encoder_path; /* ImageBind + llama_proj GGUF, or NULL (default) */
+    const char *lora_path;    /* LoRA adapter GGUF merged at load, or NULL (default) */
+    float lora_scale;         /* multiplier of the adapter's alpha/r; default 1.0 */
+} pg_model_params;
+
+/* Fills *p with the defaults above and sets p->struct_size. p must not be NULL. */
+PG_API void pg_model_params_init(pg_model_params *p);
+
+/* Loads a model.
+ *   llm_path  a `llama`-architecture GGUF v3 (Vicuna with the PandaGPT LoRA merged, or any LLaMA
+ *             GGUF in F32/F16/BF16/Q8_0/Q4_0); may be NULL when p->encoder_path is set, giving an
+ *             embedding-only model (no sessions, pg_embed and pg_project only).
+ *   p         options, or NULL for the defaults.
+ *   out       receives the model; set to NULL on failure. Free with pg_model_free.
+ * The file is memory-mapped and every header field, string, array and tensor extent is checked
+ * against its size before use. Thread-safe (loads share nothing).
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL out, bad struct_size, no path at all), PG_ERR_IO (cannot
+ * open or map), PG_ERR_FORMAT (malformed GGUF, wrong architecture, missing tensor or key, wrong
+ * shape — the message names the key or tensor and the file offset), PG_ERR_UNSUPPORTED (a tensor
+ * type, device or feature this build lacks), PG_ERR_OUT_OF_MEMORY. */
+PG_API pg_status pg_model_load(const char *llm_path, const pg_model_params *p, pg_model **out);
+
+/* Frees a model and everything it owns. Every session of the model must have been freed first.
+ * NULL is a no-op. */
+PG_API void pg_model_free(pg_model *m);
+
+/* Rows of the LLM's embedding and LM head (32000 for LLaMA, 32001 for Vicuna v0 with [PAD]);
+ * 0 for an embedding-only model or NULL. Thread-safe. */
+PG_API int32_t pg_model_n_vocab(const pg_model *m);
+
+/* The LLM hidden size (4096 for 7B, 5120 for 13B); 0 for an embedding-only model or NULL. */
+PG_API int32_t pg_model_n_embd(const pg_model *m);
+
+/* The ImageBind joint embedding size (1024 for imagebind_huge); 0 when no encoder is loaded. */
+PG_API int32_t pg_model_embed_dim(const pg_model *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * Text
+ * ------------------------------------------------------------------------------------------- */
+
+/* Tokenizes len bytes of text (need not be NUL-terminated; may contain any bytes) with the model's
+ * SentencePiece-BPE vocabulary: a dummy-prefix space, no whitespace collapsing, byte fallback;
+ * "<s>" and "</s>" in the text are plain text. With add_bos nonzero the BOS id comes first.
+ *   tokens, cap  output array and its capacity (tokens may be NULL when cap is 0)
+ *   n_tokens     always receives the number of tokens the text needs
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL m/n_tokens, NULL text with len > 0, no LLM), and
+ * PG_ERR_INVALID_ARGUMENT when cap is too small (n_tokens says how much is needed; the first cap
+ * tokens are written). Thread-safe. */
+PG_API pg_status pg_tokenize(const pg_model *m, const char *text, size_t len, int add_bos,
+                             int32_t *tokens, size_t cap, size_t *n_tokens);
+
+/* The text of one token as it appears in decoded output: "▁" becomes a space, a byte token
+ * <0xNN> is the single byte NN (which may be part of a multi-byte UTF-8 character), control and
+ * unknown tokens (<s>, </s>, <unk>, [PAD]) are empty. No NUL is written.
+ *   buf, cap  output buffer and its capacity;  len  always receives the piece's length.
+ * Errors: PG_ERR_INVALID_ARGUMENT (token out of range, NULL len, cap too small). Thread-safe. */
+PG_API pg_status pg_token_to_piece(const pg_model *m, int32_t token, char *buf, size_t cap,
+                                   size_t *len);
+
+/* ---------------------------------------------------------------------------------------------
+ * Media (ImageBind inputs). Decoding and encoders arrive with libpandagpt 0.2; in this version
+ * these functions return PG_ERR_UNSUPPORTED.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Decodes a file and preprocesses it exactly as PandaGPT does for mod. *out gets a new media to
+ * free with pg_media_free. */
+PG_API pg_status pg_media_load_file(pg_modality mod, const char *path, pg_media **out);
+/* Same, from encoded bytes in memory (the bytes are not kept). */
+PG_API pg_status pg_media_load_memory(pg_modality mod, const void *data, size_t size,
+                                      pg_media **out);
+/* Interleaved 8-bit RGB pixels, rows top to bottom (IMAGE or THERMAL), then the same
+ * preprocessing as a decoded file. */
+PG_API pg_status pg_media_from_rgb8(pg_modality mod, const uint8_t *rgb, int32_t width,
+                                    int32_t height, pg_media **out);
+/* Interleaved float PCM in [-1, 1] (AUDIO), then resampling and fbank as for a file. */
+PG_API pg_status pg_media_from_pcm(const float *interleaved, size_t n_frames, int32_t n_channels,
+                                   int32_t sample_rate, pg_media **out);
+/* The encoder's input tensor itself, already preprocessed, C order float32: IMAGE [3,224,224],
+ * VIDEO [clips,3,2,224,224], AUDIO [clips,1,128,204], DEPTH [1,224,224], THERMAL [1,224,224],
+ * IMU [6,2000]; a leading batch dimension of 1 is accepted. The data is copied. */
+PG_API pg_status pg_media_from_tensor(pg_modality mod, const float *data, const int64_t *shape,
+                                      int32_t n_dims, pg_media **out);
+/* Frees a media. NULL is a no-op. */
+PG_API void pg_media_free(pg_media *media);
+/* The ImageBind vector PandaGPT feeds to llama_proj (spec §5.9), n_out >= pg_model_embed_dim. */
+PG_API pg_status pg_embed(pg_model *m, const pg_media *media, float *out, size_t n_out);
+/* Applies llama_proj (1024 -> n_embd, with bias) to one embedding. */
+PG_API pg_status pg_project(pg_model *m, const float *embed, size_t n, float *out, size_t n_out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Session: one conversation, its history and KV cache
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pg_session_params {
+    uint32_t struct_size; /* sizeof(pg_session_params) as the caller compiled it */
+    int32_t n_ctx;        /* KV cache positions; 0 (default) = the model's context length */
+} pg_session_params;
+
+/* Fills *p with the defaults and sets p->struct_size. p must not be NULL. */
+PG_API void pg_session_params_init(pg_session_params *p);
+
+/* Creates a conversation on model m. p may be NULL for the defaults. The KV cache and every
+ * scratch buffer are allocated here, once: decoding allocates nothing. The session keeps a
+ * pointer to m, which must outlive it. Thread-safe with respect to m.
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL m/out, bad struct_size, n_ctx < 0, embedding-only model),
+ * PG_ERR_OUT_OF_MEMORY (the message gives the bytes asked for). */
+PG_API pg_status pg_session_new(pg_model *m, const pg_session_params *p, pg_session **out);
+
+/* Frees a session. NULL is a no-op. */
+PG_API void pg_session_free(pg_session *s);
+
+/* Forgets the history, the modality slot, the KV cache contents and the last answer. The memory
+ * stays allocated. Errors: PG_ERR_INVALID_ARGUMENT (NULL). */
+PG_API pg_status pg_session_reset(pg_session *s);
+
+/* Sampling options for one chat turn. */
+typedef struct pg_generate_params {
+    uint32_t struct_size;  /* sizeof(pg_generate_params) as the caller compiled it */
+    int32_t max_tokens;    /* new tokens at most; default 256 (PandaGPT demo) */
+    float temperature;     /* default 1.0; 0 = greedy (argmax) */
+    int32_t top_k;         /* default 50; 0 = off */
+    float top_p;           /* default 0.01 (PandaGPT demo; with top_k 50 this is greedy); 1 = off */
+    float repeat_penalty;  /* HF's repetition penalty over the tokens generated in this turn (what
+                              PandaGPT's generate() sees as input_ids); default 1.0 = off */
+    uint64_t seed;         /* sampling RNG seed; the same seed gives the same text; default 0 */
+} pg_generate_params;
+
+/* Fills *p with the PandaGPT demo defaults above and sets p->struct_size. p must not be NULL. */
+PG_API void pg_generate_params_init(pg_generate_params *p);
+
+/* Receives the answer as it is generated: piece is len bytes of valid UTF-8 (not NUL-terminated,
+ * valid only during the call), token the last token that contributed to it, user_data the pointer
+ * given to pg_session_chat. Return 0 to go on, nonzero to stop generation. */
+typedef int (*pg_token_callback)(const char *piece, size_t len, int32_t token, void *user_data);
+
+/* One chat turn: the PandaGPT conversation template (spec §2; docs/chat.md), the user's text, and
+ * the media projected and summed into the one modality slot. Tokens shared with the previous turn
+ * stay in the KV cache; only the new part of the prompt is evaluated. Generation stops at the
+ * "##" token (the start of the next "### Human:"), at EOS, or after max_tokens; the answer is
+ * trimmed as PandaGPT trims it (the last two generated tokens are dropped).
+ *   user_text  NUL-terminated UTF-8, not NULL (may be empty)
+ *   media      n_media inputs, or NULL when n_media is 0. In this version media is unsupported.
+ *   g          sampling options, or NULL for the demo defaults
+ *   cb         may be NULL; the concatenation of the pieces it receives equals the final answer
+ *              (pg_session_answer) exactly.
+ * On PG_OK the turn (question and answer) joins the session's history. On any error the history
+ * is unchanged and the session stays usable; the KV cache may keep the evaluated prompt, which a
+ * later turn reuses where it matches.
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL s or user_text, bad struct_size, media without n_media),
+ * PG_ERR_UNSUPPORTED (media in this version), PG_ERR_CONTEXT_FULL (prompt or answer does not fit
+ * in n_ctx; call pg_session_reset), PG_ERR_CANCELLED (cb returned nonzero). */
+PG_API pg_status pg_session_chat(pg_session *s, const char *user_text, pg_media *const *media,
+                                 size_t n_media, const pg_generate_params *g, pg_token_callback cb,
+                                 void *user_data);
+
+/* The answer of the last pg_session_chat call (also of a cancelled or context-full one: what was
+ * streamed so far), as UTF-8 without a NUL unless cap leaves room for one, in which case one is
+ * appended. len always receives the answer's length in bytes.
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL s or len, cap too small — the first cap bytes are written). */
+PG_API pg_status pg_session_answer(const pg_session *s, char *buf, size_t cap, size_t *len);
+
+/* Where the time of the last pg_session_chat call went. */
+typedef struct pg_timings {
+    uint32_t struct_size;  /* sizeof(pg_timings) as the caller compiled it */
+    int32_t n_reused;      /* prompt positions kept from the KV cache (not re-evaluated) */
+    int32_t n_prompt;      /* prompt positions evaluated */
+    double prompt_ms;      /* wall time evaluating them */
+    int32_t n_generated;   /* tokens sampled */
+    int32_t n_decode;      /* generated tokens evaluated (one per step but the last) */
+    double decode_ms;      /* wall time of generation: evaluation and sampling */
+} pg_timings;
+
+/* Fills *out (set out->struct_size first; fields past it are not written) with the timings of the
+ * session's last chat turn (zeros before the first). Errors: PG_ERR_INVALID_ARGUMENT (NULL, bad
+ * struct_size). */
+PG_API pg_status pg_session_timings(const pg_session *s, pg_timings *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Low level: custom generation loops and tests
+ * ------------------------------------------------------------------------------------------- */
+
+/* Evaluates n tokens at the next n positions of the KV cache; afterwards pg_session_logits gives
+ * the logits of the last one. Errors: PG_ERR_INVALID_ARGUMENT (NULL, n == 0, token id out of
+ * range), PG_ERR_CONTEXT_FULL (nothing is evaluated when the n tokens do not fit). */
+PG_API pg_status pg_session_eval_tokens(pg_session *s, const int32_t *tokens, size_t n);
+
+/* Like pg_session_eval_tokens for input embedding rows given directly: n_rows rows of
+ * pg_model_n_embd floats each (PandaGPT's modality slot is one such row). */
+PG_API pg_status pg_session_eval_embeddings(pg_session *s, const float *rows, size_t n_rows);
+
+/* Copies the logits of the last evaluated position (n_vocab floats, n_vocab >= pg_model_n_vocab).
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL, n_vocab too small, nothing evaluated yet). */
+PG_API pg_status pg_session_logits(pg_session *s, float *out, size_t n_vocab);
+
+/* Number of positions now held in the session's KV cache, and its capacity (n_ctx). */
+PG_API int32_t pg_session_n_past(const pg_session *s);
+PG_API int32_t pg_session_n_ctx(const pg_session *s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PANDAGPT_H */

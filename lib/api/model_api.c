@@ -1,0 +1,137 @@
+/*
+ * model_api.c — pg_model_*, pg_tokenize, pg_token_to_piece: argument checks and loading.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/error.h"
+#include "internal.h"
+
+/* Sizes of the first released versions of the params structs: a caller may never pass less. */
+#define MODEL_PARAMS_V1_SIZE (offsetof(pg_model_params, lora_scale) + sizeof(float))
+
+pg_status pg_params_copy(void *dst, size_t dst_size, size_t v1_size, const void *src,
+                         const char *what) {
+    uint32_t size;
+    memcpy(&size, src, sizeof size);
+    if (size < v1_size)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "%s: struct_size %u is smaller than the "
+                            "first version's %zu (call the *_params_init function)", what, size,
+                            v1_size);
+    /* newer callers may pass a bigger struct: read only what this version knows */
+    memcpy(dst, src, size < dst_size ? size : dst_size);
+    return PG_OK;
+}
+
+void pg_model_params_init(pg_model_params *p) {
+    if (!p) return;
+    memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+    p->device = PG_DEVICE_AUTO;
+    p->cuda_device = 0;
+    p->n_threads = 0;
+    p->encoder_path = NULL;
+    p->lora_path = NULL;
+    p->lora_scale = 1.0f;
+}
+
+static int32_t online_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < 4096 ? (int32_t)n : 1;
+}
+
+pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_model **out) {
+    if (!out) return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: out is NULL");
+    *out = NULL;
+    pg_model_params p;
+    pg_model_params_init(&p);
+    if (user) {
+        pg_status s = pg_params_copy(&p, sizeof p, MODEL_PARAMS_V1_SIZE, user,
+                                     "pg_model_load: pg_model_params");
+        if (s != PG_OK) return s;
+    }
+    if (!llm_path && !p.encoder_path)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: no LLM path and no "
+                            "encoder_path");
+    if (p.device != PG_DEVICE_AUTO && p.device != PG_DEVICE_CPU && p.device != PG_DEVICE_CUDA)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: device %d is not a "
+                            "pg_device", (int)p.device);
+    if (p.n_threads < 0 || p.n_threads > 1024)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: n_threads %d out of range "
+                            "[0, 1024]", p.n_threads);
+    if (p.device == PG_DEVICE_CUDA)
+        return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: the CUDA backend is not "
+                            "available in this version (use PG_DEVICE_CPU or AUTO)");
+    if (p.encoder_path)
+        return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: encoder_path '%s': ImageBind "
+                            "encoders are not available in this version", p.encoder_path);
+    if (p.lora_path)
+        return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: lora_path '%s': LoRA adapters "
+                            "are not available in this version (merge at conversion)",
+                            p.lora_path);
+
+    pg_model *m = calloc(1, sizeof *m);
+    if (!m) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "pg_model_load: cannot allocate");
+    m->device = PG_DEVICE_CPU;
+    m->n_threads = p.n_threads ? p.n_threads : online_cores();
+
+    gguf_file *f;
+    pg_status s = gguf_open(llm_path, &f);
+    if (s == PG_OK) s = llama_model_load(f, &m->llm);
+    if (s != PG_OK) {
+        free(m);
+        return s;
+    }
+    *out = m;
+    return PG_OK;
+}
+
+void pg_model_free(pg_model *m) {
+    if (!m) return;
+    llama_model_free(m->llm);
+    free(m);
+}
+
+int32_t pg_model_n_vocab(const pg_model *m) { return m && m->llm ? m->llm->hp.n_vocab : 0; }
+int32_t pg_model_n_embd(const pg_model *m) { return m && m->llm ? m->llm->hp.n_embd : 0; }
+int32_t pg_model_embed_dim(const pg_model *m) { (void)m; return 0; }
+
+pg_status pg_tokenize(const pg_model *m, const char *text, size_t len, int add_bos,
+                      int32_t *tokens, size_t cap, size_t *n_tokens) {
+    if (!m || !n_tokens)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_tokenize: %s is NULL",
+                            !m ? "model" : "n_tokens");
+    *n_tokens = 0;
+    if (!m->llm)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_tokenize: embedding-only model has no "
+                            "vocabulary");
+    if (!text && len)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_tokenize: text is NULL, len %zu", len);
+    if (!tokens && cap)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_tokenize: tokens is NULL, cap %zu", cap);
+    return pg_vocab_tokenize(m->llm->vocab, text ? text : "", len, add_bos, tokens, cap,
+                             n_tokens);
+}
+
+pg_status pg_token_to_piece(const pg_model *m, int32_t token, char *buf, size_t cap,
+                            size_t *len) {
+    if (!m || !len)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_token_to_piece: %s is NULL",
+                            !m ? "model" : "len");
+    *len = 0;
+    if (!m->llm)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_token_to_piece: embedding-only model");
+    if (token < 0 || token >= m->llm->hp.n_vocab)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_token_to_piece: token %d out of range "
+                            "[0, %d)", token, m->llm->hp.n_vocab);
+    size_t n;
+    const char *piece = pg_vocab_piece(m->llm->vocab, token, &n);
+    *len = n;
+    if (n > cap || (n && !buf))
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_token_to_piece: token %d needs %zu "
+                            "bytes, buffer holds %zu", token, n, buf ? cap : 0);
+    memcpy(buf, piece, n);
+    return PG_OK;
+}

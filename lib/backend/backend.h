@@ -1,0 +1,94 @@
+/*
+ * backend.h — the op table the models are written against.
+ *
+ * Model code (lib/models) calls these ops eagerly, in order, and never touches CPU or CUDA
+ * directly. Activations are float32 buffers allocated through the backend (host memory on CPU,
+ * device memory on CUDA); weights are pg_weight views whose bytes the backend owns or maps.
+ * Shapes are row-major with explicit sizes; "n" is the number of rows (tokens) processed at once.
+ *
+ * Ops do not return a status: a backend that can fail asynchronously (CUDA) records the first
+ * error and reports it from sync(), which the model calls at the end of every forward.
+ */
+#ifndef PG_BACKEND_H
+#define PG_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pandagpt.h"
+
+/* A 2-D weight matrix [n_out rows][n_in columns] of dtype type (ggml ne = {n_in, n_out}): row r
+ * holds the n_in inputs of output r contiguously, so y[r] = dot(row r, x). */
+typedef struct pg_weight {
+    uint32_t type;     /* pg_dtype */
+    int64_t n_in;      /* ne[0] */
+    int64_t n_out;     /* ne[1] */
+    size_t row_bytes;  /* bytes of one row */
+    const void *data;  /* backend memory */
+} pg_weight;
+
+typedef struct pg_backend pg_backend;
+
+typedef struct pg_backend_ops {
+    const char *name;
+
+    /* ---- memory ---- */
+    /* Allocates bytes of backend memory (zeroed). PG_ERR_OUT_OF_MEMORY with the size. */
+    pg_status (*alloc)(pg_backend *b, size_t bytes, void **out);
+    void (*free)(pg_backend *b, void *p);
+    /* Host -> backend and backend -> host copies of bytes. */
+    void (*upload)(pg_backend *b, void *dst, const void *src, size_t bytes);
+    void (*download)(pg_backend *b, void *dst, const void *src, size_t bytes);
+    /* Waits for queued work; returns the first error recorded since the last sync. */
+    pg_status (*sync)(pg_backend *b);
+
+    /* ---- ops ---- */
+    /* y[n][w.n_out] = x[n][w.n_in] · Wᵀ. x and y do not overlap. */
+    void (*matmul)(pg_backend *b, const pg_weight *w, const float *x, float *y, int n);
+    /* y[n][w.n_out] += x[n][w.n_in] · Wᵀ (residual add fused into the output projection). */
+    void (*matmul_add)(pg_backend *b, const pg_weight *w, const float *x, float *y, int n);
+    /* out[i][:] = row ids[i] of the embedding table emb (any dtype), as float. */
+    void (*get_rows)(pg_backend *b, const pg_weight *emb, const int32_t *ids, int n, float *out);
+    /* y[i][:] = x[i][:] / sqrt(mean(x[i]²) + eps) * w, over n rows of dim; y may equal x. */
+    void (*rmsnorm)(pg_backend *b, float *y, const float *x, const float *w, int n, int dim,
+                    float eps);
+    /* Rotates, in place, the first n_rot dims of each head of x[n][n_head*head_dim] in GGUF's
+     * adjacent-pair convention (x[2i], x[2i+1]) by pos·freq_base^(-2i/n_rot); row t sits at
+     * position pos0 + t. */
+    void (*rope)(pg_backend *b, float *x, int n, int n_head, int head_dim, int n_rot, int pos0,
+                 float freq_base);
+    /* Causal attention of n queries at positions pos0..pos0+n-1 over the KV cache rows
+     * 0..pos0+n-1 (already holding this step's keys/values).
+     *   q    [n][n_head*head_dim]            out  [n][n_head*head_dim]
+     *   k, v [n_ctx][n_head_kv*head_dim]     (one layer of the cache)
+     * scale = 1/sqrt(head_dim); softmax in float32; grouped-query when n_head_kv < n_head. */
+    void (*attention)(pg_backend *b, float *out, const float *q, const float *k, const float *v,
+                      int n, int pos0, int n_head, int n_head_kv, int head_dim);
+    /* gate[i] = silu(gate[i]) * up[i] for i < n. */
+    void (*silu_mul)(pg_backend *b, float *gate, const float *up, size_t n);
+    /* y[i] += x[i] for i < n. */
+    void (*add)(pg_backend *b, float *y, const float *x, size_t n);
+    /* dst[i] = src[i] for i < n floats (backend to backend). */
+    void (*copy)(pg_backend *b, float *dst, const float *src, size_t n);
+} pg_backend_ops;
+
+struct pg_backend {
+    const pg_backend_ops *ops;
+    void *impl; /* the backend's own state (thread pool, stream, handles) */
+};
+
+/* The CPU backend with n_threads workers (0 = online cores). Free with pg_backend_free. */
+pg_status pg_backend_cpu_new(int n_threads, pg_backend **out);
+void pg_backend_free(pg_backend *b);
+/* The number of worker threads of a CPU backend (1 when it runs on the caller's thread only). */
+int pg_backend_cpu_threads(const pg_backend *b);
+/* Sizes the CPU backend's per-thread scratch for the largest shapes the caller will use: batched
+ * matmul/matmul_add over weights of up to max_n_in inputs, attention over up to max_ctx
+ * positions (max_rows, the largest n of one call, is recorded for future use). Call once after
+ * pg_backend_cpu_new and before any op, never concurrently with ops; calling again only grows.
+ * Ops never allocate: a shape beyond the reservation still computes correctly, on a slower path
+ * that needs no scratch. PG_ERR_INVALID_ARGUMENT (not a CPU backend, negative sizes),
+ * PG_ERR_OUT_OF_MEMORY. */
+pg_status pg_backend_cpu_reserve(pg_backend *b, int max_rows, int64_t max_n_in, int max_ctx);
+
+#endif

@@ -1,0 +1,636 @@
+/*
+ * cpu_backend.c — the CPU implementation of backend.h: host memory, and every op as a
+ * parallel-for over a pg_pool.
+ *
+ * Numerics follow llama.cpp's CPU path (ggml-cpu ops) wherever a choice changes results:
+ *   - RMSNorm sums squares in double, takes the mean as float, scale = 1/sqrtf(mean + eps), and
+ *     applies x*scale before multiplying by the weight (ggml_rms_norm followed by ggml_mul);
+ *   - RoPE builds theta by repeated float multiplication from (float)pos with
+ *     theta_scale = powf(base, -2/n_rot) and uses cosf/sinf (ggml_rope_cache_init, rope_yarn);
+ *   - attention scores are float dots times scale, softmax subtracts the max, sums expf in
+ *     double and scales by (float)(1/sum) (ggml_vec_soft_max_f32), and V is accumulated in float;
+ *   - SiLU is x/(1+expf(-x)).
+ * Dot products accumulate in float over 8 interleaved lanes so that -O2 vectorises them without
+ * -ffast-math.
+ *
+ * Memory discipline: ops never allocate. Scratch (one region per thread: dequantised weight
+ * rows for batched matmul, attention scores) is sized by pg_backend_cpu_reserve; an op whose
+ * shape exceeds the reservation takes a slower path that needs no scratch (per-row pg_vec_dot,
+ * online softmax), so results stay correct either way.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sysconf(_SC_NPROCESSORS_ONLN) under -std=c11 */
+#endif
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/error.h"
+#include "backend/backend.h"
+#include "backend/cpu/threadpool.h"
+#include "gguf/dtype.h"
+
+/* Batched matmul dequantises this many floats of weight rows per thread at a time (256 kB): the
+ * block stays in L2 while every token of the batch is multiplied with it. */
+#define MATMUL_BLOCK_FLOATS 65536
+#define MATMUL_MAX_BLOCK_ROWS 64
+/* Elementwise ops below these sizes run on the calling thread: a pool run costs ~1-2 µs. */
+#define PAR_MIN_SILU 2048
+#define PAR_MIN_COPY 32768
+
+typedef struct cpu_backend {
+    pg_backend base;
+    pg_pool *pool;
+    int n_threads;
+    float *scratch;        /* n_threads regions of scratch_stride floats, 64-byte aligned */
+    size_t scratch_stride; /* floats per thread, a multiple of 16 */
+    int64_t max_n_in;      /* batched matmul dequantises rows up to this n_in */
+    int max_ctx;           /* attention keeps scores for up to this many positions */
+    int max_rows;
+} cpu_backend;
+
+static cpu_backend *cpu_of(pg_backend *b) { return (cpu_backend *)b->impl; }
+
+static float *thread_scratch(cpu_backend *c, int ith) {
+    return c->scratch ? c->scratch + (size_t)ith * c->scratch_stride : NULL;
+}
+
+/* [*i0, *i1): the share of thread ith among nth of n items, boundaries rounded to align. */
+static void split_range(int64_t n, int ith, int nth, int64_t align, int64_t *i0, int64_t *i1) {
+    int64_t blocks = (n + align - 1) / align;
+    int64_t per = blocks / nth, extra = blocks % nth;
+    int64_t b0 = ith * per + (ith < extra ? ith : extra);
+    int64_t b1 = b0 + per + (ith < extra ? 1 : 0);
+    *i0 = b0 * align < n ? b0 * align : n;
+    *i1 = b1 * align < n ? b1 * align : n;
+}
+
+/* ---- dot kernels ---------------------------------------------------------------------- */
+
+static inline float hsum8(const float a[8]) {
+    return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+#if defined(__GNUC__)
+/* GCC/Clang vector extension: with plain arrays gcc keeps the accumulators on the stack. Lane j
+ * of (lo, hi) is accumulator j of the portable version below, so both round identically. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f v4_load(const float *p) {
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline float v4_hsum8(v4f lo, v4f hi) {
+    float a[8];
+    memcpy(a, &lo, sizeof lo);
+    memcpy(a + 4, &hi, sizeof hi);
+    return hsum8(a);
+}
+
+static float dot_f32(const float *restrict w, const float *restrict x, int64_t n) {
+    v4f lo = {0, 0, 0, 0}, hi = {0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        lo += v4_load(w + k) * v4_load(x + k);
+        hi += v4_load(w + k + 4) * v4_load(x + k + 4);
+    }
+    float s = v4_hsum8(lo, hi);
+    for (; k < n; k++) s += w[k] * x[k];
+    return s;
+}
+
+/* Four weight rows against one input: x is loaded once for four products. */
+static void dot4_f32(const float *restrict w0, const float *restrict w1,
+                     const float *restrict w2, const float *restrict w3,
+                     const float *restrict x, int64_t n, float out[4]) {
+    v4f l0 = {0, 0, 0, 0}, h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        const v4f xl = v4_load(x + k), xh = v4_load(x + k + 4);
+        l0 += v4_load(w0 + k) * xl;
+        h0 += v4_load(w0 + k + 4) * xh;
+        l1 += v4_load(w1 + k) * xl;
+        h1 += v4_load(w1 + k + 4) * xh;
+        l2 += v4_load(w2 + k) * xl;
+        h2 += v4_load(w2 + k + 4) * xh;
+        l3 += v4_load(w3 + k) * xl;
+        h3 += v4_load(w3 + k + 4) * xh;
+    }
+    float s0 = v4_hsum8(l0, h0), s1 = v4_hsum8(l1, h1);
+    float s2 = v4_hsum8(l2, h2), s3 = v4_hsum8(l3, h3);
+#else
+static float dot_f32(const float *restrict w, const float *restrict x, int64_t n) {
+    float a[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++) a[j] += w[k + j] * x[k + j];
+    float s = hsum8(a);
+    for (; k < n; k++) s += w[k] * x[k];
+    return s;
+}
+
+static void dot4_f32(const float *restrict w0, const float *restrict w1,
+                     const float *restrict w2, const float *restrict w3,
+                     const float *restrict x, int64_t n, float out[4]) {
+    float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        for (int j = 0; j < 8; j++) {
+            float xv = x[k + j];
+            a0[j] += w0[k + j] * xv;
+            a1[j] += w1[k + j] * xv;
+            a2[j] += w2[k + j] * xv;
+            a3[j] += w3[k + j] * xv;
+        }
+    }
+    float s0 = hsum8(a0), s1 = hsum8(a1), s2 = hsum8(a2), s3 = hsum8(a3);
+#endif
+    for (; k < n; k++) {
+        s0 += w0[k] * x[k];
+        s1 += w1[k] * x[k];
+        s2 += w2[k] * x[k];
+        s3 += w3[k] * x[k];
+    }
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = s2;
+    out[3] = s3;
+}
+
+/* ---- memory ----------------------------------------------------------------------------- */
+
+static pg_status cpu_alloc(pg_backend *b, size_t bytes, void **out) {
+    (void)b;
+    *out = NULL;
+    if (bytes > SIZE_MAX - 63)
+        return pg_set_error(PG_ERR_OUT_OF_MEMORY, "cpu backend: cannot allocate %zu bytes",
+                            bytes);
+    size_t rounded = bytes ? (bytes + 63) & ~(size_t)63 : 64; /* aligned_alloc wants k*64 */
+    void *p = aligned_alloc(64, rounded);
+    if (!p)
+        return pg_set_error(PG_ERR_OUT_OF_MEMORY, "cpu backend: cannot allocate %zu bytes",
+                            bytes);
+    memset(p, 0, rounded);
+    *out = p;
+    return PG_OK;
+}
+
+static void cpu_free(pg_backend *b, void *p) {
+    (void)b;
+    free(p);
+}
+
+static void cpu_copy_bytes(pg_backend *b, void *dst, const void *src, size_t bytes) {
+    (void)b;
+    if (bytes) memcpy(dst, src, bytes);
+}
+
+static pg_status cpu_sync(pg_backend *b) {
+    (void)b;
+    return PG_OK;
+}
+
+/* ---- matmul ----------------------------------------------------------------------------- */
+
+typedef struct matmul_job {
+    cpu_backend *c;
+    const pg_weight *w;
+    const float *x;
+    float *y;
+    int n;
+    int add; /* matmul_add: y += instead of y = */
+} matmul_job;
+
+static inline void store(float *y, float v, int add) { *y = add ? *y + v : v; }
+
+static int64_t matmul_block_rows(int64_t n_in) {
+    int64_t rb = (MATMUL_BLOCK_FLOATS / (n_in > 0 ? n_in : 1)) & ~(int64_t)3;
+    if (rb < 4) rb = 4;
+    if (rb > MATMUL_MAX_BLOCK_ROWS) rb = MATMUL_MAX_BLOCK_ROWS;
+    return rb;
+}
+
+/* Floats of scratch the batched matmul needs per thread for rows of n_in inputs. */
+static size_t matmul_scratch_floats(int64_t n_in) {
+    return (size_t)(matmul_block_rows(n_in) * n_in);
+}
+
+/* One token (decode): each output is one pg_vec_dot, streaming the weight rows once. */
+static void matmul_rows_vec(const matmul_job *j, int64_t r0, int64_t r1) {
+    const pg_weight *w = j->w;
+    const uint8_t *base = w->data;
+    for (int t = 0; t < j->n; t++) {
+        const float *x = j->x + (size_t)t * (size_t)w->n_in;
+        float *y = j->y + (size_t)t * (size_t)w->n_out;
+        for (int64_t r = r0; r < r1; r++)
+            store(&y[r], pg_vec_dot(w->type, base + (size_t)r * w->row_bytes, x, w->n_in),
+                  j->add);
+    }
+}
+
+/* A batch: a block of rows is expanded to float once (F32 rows are used in place), then every
+ * token of the batch is multiplied with it, four rows at a time. */
+static void matmul_rows_block(const matmul_job *j, float *scratch, int64_t r0, int64_t r1) {
+    const pg_weight *w = j->w;
+    const int64_t n_in = w->n_in, n_out = w->n_out;
+    const uint8_t *base = w->data;
+    const int64_t rb = matmul_block_rows(n_in);
+    const int in_place = w->type == PG_DTYPE_F32;
+    const size_t stride = in_place ? w->row_bytes / sizeof(float) : (size_t)n_in;
+
+    for (int64_t rs = r0; rs < r1; rs += rb) {
+        const int64_t nr = r1 - rs < rb ? r1 - rs : rb;
+        const float *wb;
+        if (in_place) {
+            wb = (const float *)(base + (size_t)rs * w->row_bytes);
+        } else {
+            for (int64_t i = 0; i < nr; i++)
+                pg_dequantize_row(w->type, base + (size_t)(rs + i) * w->row_bytes,
+                                  scratch + (size_t)i * stride, n_in);
+            wb = scratch;
+        }
+        for (int t = 0; t < j->n; t++) {
+            const float *x = j->x + (size_t)t * (size_t)n_in;
+            float *y = j->y + (size_t)t * (size_t)n_out + rs;
+            int64_t i = 0;
+            for (; i + 4 <= nr; i += 4) {
+                float d[4];
+                const float *wi = wb + (size_t)i * stride;
+                dot4_f32(wi, wi + stride, wi + 2 * stride, wi + 3 * stride, x, n_in, d);
+                for (int q = 0; q < 4; q++) store(&y[i + q], d[q], j->add);
+            }
+            for (; i < nr; i++) store(&y[i], dot_f32(wb + (size_t)i * stride, x, n_in), j->add);
+        }
+    }
+}
+
+static void matmul_task(void *ctx, int ith, int nth) {
+    const matmul_job *j = ctx;
+    const pg_weight *w = j->w;
+    int64_t r0, r1;
+    if (j->n == 1) {
+        split_range(w->n_out, ith, nth, 1, &r0, &r1);
+        matmul_rows_vec(j, r0, r1);
+        return;
+    }
+    split_range(w->n_out, ith, nth, 4, &r0, &r1);
+    if (r0 >= r1) return;
+    if (w->type == PG_DTYPE_F32 || w->n_in <= j->c->max_n_in)
+        matmul_rows_block(j, thread_scratch(j->c, ith), r0, r1);
+    else
+        matmul_rows_vec(j, r0, r1); /* n_in beyond the reservation: no scratch needed */
+}
+
+static void matmul_run(pg_backend *b, const pg_weight *w, const float *x, float *y, int n,
+                       int add) {
+    if (n <= 0 || w->n_out <= 0) return;
+    matmul_job j = {cpu_of(b), w, x, y, n, add};
+    pg_pool_run(j.c->pool, matmul_task, &j);
+}
+
+static void cpu_matmul(pg_backend *b, const pg_weight *w, const float *x, float *y, int n) {
+    matmul_run(b, w, x, y, n, 0);
+}
+
+static void cpu_matmul_add(pg_backend *b, const pg_weight *w, const float *x, float *y, int n) {
+    matmul_run(b, w, x, y, n, 1);
+}
+
+/* ---- embeddings, norms, rope ------------------------------------------------------------ */
+
+/* Ids are validated by the model (tokenizer output, vocab bounds); an id outside the table
+ * yields a zero row here rather than a read outside the weights. */
+static void cpu_get_rows(pg_backend *b, const pg_weight *emb, const int32_t *ids, int n,
+                         float *out) {
+    (void)b;
+    const uint8_t *base = emb->data;
+    for (int i = 0; i < n; i++) {
+        float *dst = out + (size_t)i * (size_t)emb->n_in;
+        if (ids[i] < 0 || ids[i] >= emb->n_out) {
+            memset(dst, 0, (size_t)emb->n_in * sizeof(float));
+            continue;
+        }
+        pg_dequantize_row(emb->type, base + (size_t)ids[i] * emb->row_bytes, dst, emb->n_in);
+    }
+}
+
+typedef struct rows_job {
+    float *y;
+    const float *x;
+    const float *w;
+    int n, dim;
+    float eps;
+    /* rope */
+    int n_head, head_dim, n_rot, pos0;
+    float freq_base;
+} rows_job;
+
+static void rmsnorm_row(float *y, const float *x, const float *w, int dim, float eps) {
+    double s[4] = {0, 0, 0, 0};
+    int i = 0;
+    for (; i + 4 <= dim; i += 4)
+        for (int q = 0; q < 4; q++) s[q] += (double)(x[i + q] * x[i + q]);
+    double sum = (s[0] + s[1]) + (s[2] + s[3]);
+    for (; i < dim; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / dim);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (i = 0; i < dim; i++) y[i] = (x[i] * scale) * w[i];
+}
+
+static void rmsnorm_task(void *ctx, int ith, int nth) {
+    const rows_job *j = ctx;
+    int64_t r0, r1;
+    split_range(j->n, ith, nth, 1, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++)
+        rmsnorm_row(j->y + r * j->dim, j->x + r * j->dim, j->w, j->dim, j->eps);
+}
+
+static void cpu_rmsnorm(pg_backend *b, float *y, const float *x, const float *w, int n, int dim,
+                        float eps) {
+    if (n <= 0 || dim <= 0) return;
+    rows_job j = {.y = y, .x = x, .w = w, .n = n, .dim = dim, .eps = eps};
+    if (n == 1) rmsnorm_task(&j, 0, 1);
+    else pg_pool_run(cpu_of(b)->pool, rmsnorm_task, &j);
+}
+
+/* One row at position pos: each pair's angle (and its cosf/sinf) is computed once and applied
+ * to that pair of every head. */
+static void rope_row(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base) {
+    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int i0 = 0; i0 + 1 < n_rot; i0 += 2) {
+        const float c = cosf(theta), s = sinf(theta);
+        for (int h = 0; h < n_head; h++) {
+            float *p = x + (size_t)h * (size_t)head_dim + i0;
+            const float x0 = p[0], x1 = p[1];
+            p[0] = x0 * c - x1 * s;
+            p[1] = x0 * s + x1 * c;
+        }
+        theta *= theta_scale;
+    }
+}
+
+static void rope_task(void *ctx, int ith, int nth) {
+    const rows_job *j = ctx;
+    int64_t r0, r1;
+    split_range(j->n, ith, nth, 1, &r0, &r1);
+    const size_t row = (size_t)j->n_head * (size_t)j->head_dim;
+    for (int64_t r = r0; r < r1; r++)
+        rope_row(j->y + (size_t)r * row, j->n_head, j->head_dim, j->n_rot, j->pos0 + (int)r,
+                 j->freq_base);
+}
+
+static void cpu_rope(pg_backend *b, float *x, int n, int n_head, int head_dim, int n_rot,
+                     int pos0, float freq_base) {
+    if (n <= 0 || n_head <= 0 || n_rot <= 0) return;
+    if (n_rot > head_dim) n_rot = head_dim;
+    rows_job j = {.y = x, .n = n, .n_head = n_head, .head_dim = head_dim, .n_rot = n_rot,
+                  .pos0 = pos0, .freq_base = freq_base};
+    if (n == 1) rope_task(&j, 0, 1);
+    else pg_pool_run(cpu_of(b)->pool, rope_task, &j);
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+typedef struct attn_job {
+    cpu_backend *c;
+    float *out;
+    const float *q, *k, *v;
+    int n, pos0, n_head, n_head_kv, head_dim;
+    float scale;
+} attn_job;
+
+static inline void axpy(float *restrict y, float a, const float *restrict x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+/* Two passes over the scores kept in s[n_kv], as ggml's soft_max then mul_mat by V. */
+static void attn_head_scores(const attn_job *j, float *o, const float *qh, const float *kh,
+                             const float *vh, size_t kv_stride, int n_kv, float *s) {
+    const int hd = j->head_dim;
+    float mx = -INFINITY;
+    for (int p = 0; p < n_kv; p++) {
+        s[p] = dot_f32(qh, kh + (size_t)p * kv_stride, hd) * j->scale;
+        if (s[p] > mx) mx = s[p];
+    }
+    double sum = 0.0;
+    for (int p = 0; p < n_kv; p++) {
+        const float e = expf(s[p] - mx);
+        s[p] = e;
+        sum += (double)e;
+    }
+    const float inv = (float)(1.0 / sum);
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int p = 0; p < n_kv; p++) axpy(o, s[p] * inv, vh + (size_t)p * kv_stride, hd);
+}
+
+/* One pass with a running max, accumulating into o: used when pos0 + n exceeds the reserved
+ * context, so that no scratch is needed. */
+static void attn_head_online(const attn_job *j, float *o, const float *qh, const float *kh,
+                             const float *vh, size_t kv_stride, int n_kv) {
+    const int hd = j->head_dim;
+    float mx = -INFINITY;
+    double sum = 0.0;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int p = 0; p < n_kv; p++) {
+        const float sc = dot_f32(qh, kh + (size_t)p * kv_stride, hd) * j->scale;
+        if (sc > mx) {
+            const float r = expf(mx - sc); /* 0 on the first position */
+            for (int d = 0; d < hd; d++) o[d] *= r;
+            sum *= (double)r;
+            mx = sc;
+        }
+        const float e = expf(sc - mx);
+        sum += (double)e;
+        axpy(o, e, vh + (size_t)p * kv_stride, hd);
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int d = 0; d < hd; d++) o[d] *= inv;
+}
+
+static void attn_task(void *ctx, int ith, int nth) {
+    const attn_job *j = ctx;
+    const int hd = j->head_dim, group = j->n_head / j->n_head_kv;
+    const size_t q_stride = (size_t)j->n_head * (size_t)hd;
+    const size_t kv_stride = (size_t)j->n_head_kv * (size_t)hd;
+    float *s = thread_scratch(j->c, ith);
+    /* Items (query t, head h) dealt round-robin: later queries see more keys, and interleaving
+     * spreads that causal imbalance evenly over the threads. */
+    const int64_t items = (int64_t)j->n * j->n_head;
+    for (int64_t it = ith; it < items; it += nth) {
+        const int t = (int)(it / j->n_head), h = (int)(it % j->n_head);
+        const int kvh = h / group;
+        const int n_kv = j->pos0 + t + 1;
+        const float *qh = j->q + (size_t)t * q_stride + (size_t)h * (size_t)hd;
+        const float *kh = j->k + (size_t)kvh * (size_t)hd;
+        const float *vh = j->v + (size_t)kvh * (size_t)hd;
+        float *o = j->out + (size_t)t * q_stride + (size_t)h * (size_t)hd;
+        if (s && n_kv <= j->c->max_ctx) attn_head_scores(j, o, qh, kh, vh, kv_stride, n_kv, s);
+        else attn_head_online(j, o, qh, kh, vh, kv_stride, n_kv);
+    }
+}
+
+static void cpu_attention(pg_backend *b, float *out, const float *q, const float *k,
+                          const float *v, int n, int pos0, int n_head, int n_head_kv,
+                          int head_dim) {
+    if (n <= 0 || n_head <= 0 || head_dim <= 0 || n_head_kv <= 0 || n_head % n_head_kv) return;
+    attn_job j = {cpu_of(b), out, q, k, v, n, pos0, n_head, n_head_kv, head_dim,
+                  1.0f / sqrtf((float)head_dim)};
+    pg_pool_run(j.c->pool, attn_task, &j);
+}
+
+/* ---- elementwise ------------------------------------------------------------------------ */
+
+typedef struct elem_job {
+    float *y;
+    const float *x;
+    size_t n;
+    int kind; /* 0 silu_mul, 1 add, 2 copy */
+} elem_job;
+
+static void elem_range(const elem_job *j, size_t i0, size_t i1) {
+    float *restrict y = j->y;
+    const float *restrict x = j->x;
+    switch (j->kind) {
+    case 0:
+        for (size_t i = i0; i < i1; i++) y[i] = y[i] / (1.0f + expf(-y[i])) * x[i];
+        break;
+    case 1:
+        for (size_t i = i0; i < i1; i++) y[i] += x[i];
+        break;
+    default:
+        if (i1 > i0) memmove(y + i0, x + i0, (i1 - i0) * sizeof(float));
+        break;
+    }
+}
+
+static void elem_task(void *ctx, int ith, int nth) {
+    const elem_job *j = ctx;
+    int64_t i0, i1;
+    split_range((int64_t)j->n, ith, nth, 16, &i0, &i1); /* 64-byte chunks: no shared lines */
+    elem_range(j, (size_t)i0, (size_t)i1);
+}
+
+static void elem_run(pg_backend *b, float *y, const float *x, size_t n, int kind,
+                     size_t par_min) {
+    elem_job j = {y, x, n, kind};
+    if (n < par_min || cpu_of(b)->n_threads == 1) elem_range(&j, 0, n);
+    else pg_pool_run(cpu_of(b)->pool, elem_task, &j);
+}
+
+static void cpu_silu_mul(pg_backend *b, float *gate, const float *up, size_t n) {
+    elem_run(b, gate, up, n, 0, PAR_MIN_SILU);
+}
+
+static void cpu_add(pg_backend *b, float *y, const float *x, size_t n) {
+    elem_run(b, y, x, n, 1, PAR_MIN_COPY);
+}
+
+static void cpu_copy(pg_backend *b, float *dst, const float *src, size_t n) {
+    if (dst == src) return;
+    elem_run(b, dst, src, n, 2, PAR_MIN_COPY);
+}
+
+/* ---- the backend -------------------------------------------------------------------------- */
+
+static const pg_backend_ops cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy_bytes,
+    .download = cpu_copy_bytes,
+    .sync = cpu_sync,
+    .matmul = cpu_matmul,
+    .matmul_add = cpu_matmul_add,
+    .get_rows = cpu_get_rows,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .attention = cpu_attention,
+    .silu_mul = cpu_silu_mul,
+    .add = cpu_add,
+    .copy = cpu_copy,
+};
+
+pg_status pg_backend_cpu_new(int n_threads, pg_backend **out) {
+    if (!out) return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_backend_cpu_new: out is NULL");
+    *out = NULL;
+    if (n_threads < 0)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_backend_cpu_new: n_threads %d < 0",
+                            n_threads);
+    if (n_threads == 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = online > 0 ? (online > 1024 ? 1024 : (int)online) : 1;
+    }
+    cpu_backend *c = calloc(1, sizeof *c);
+    if (!c)
+        return pg_set_error(PG_ERR_OUT_OF_MEMORY, "cpu backend: cannot allocate %zu bytes",
+                            sizeof *c);
+    pg_status st = pg_pool_new(n_threads, &c->pool);
+    if (st != PG_OK) {
+        free(c);
+        return pg_error_prefix(st, "cpu backend");
+    }
+    c->n_threads = n_threads;
+    c->base.ops = &cpu_ops;
+    c->base.impl = c;
+    *out = &c->base;
+    return PG_OK;
+}
+
+pg_status pg_backend_cpu_reserve(pg_backend *b, int max_rows, int64_t max_n_in, int max_ctx) {
+    if (!b || b->ops != &cpu_ops)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_backend_cpu_reserve: not a CPU backend");
+    if (max_rows < 0 || max_n_in < 0 || max_ctx < 0 || max_n_in > ((int64_t)1 << 40))
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT,
+                            "pg_backend_cpu_reserve: bad sizes (rows %d, n_in %lld, ctx %d)",
+                            max_rows, (long long)max_n_in, max_ctx);
+    cpu_backend *c = cpu_of(b);
+    if (max_n_in < c->max_n_in) max_n_in = c->max_n_in;
+    if (max_ctx < c->max_ctx) max_ctx = c->max_ctx;
+    if (max_rows < c->max_rows) max_rows = c->max_rows;
+
+    /* a smaller n_in may take more rows per block: cover the largest block of any n_in <= max
+     * (matmul_block_rows keeps rows * n_in <= max(MATMUL_BLOCK_FLOATS, 4 * n_in)) */
+    size_t need = 0;
+    if (max_n_in > 0) {
+        need = matmul_scratch_floats(max_n_in);
+        if (need < MATMUL_BLOCK_FLOATS) need = MATMUL_BLOCK_FLOATS;
+    }
+    if ((size_t)max_ctx > need) need = (size_t)max_ctx;
+    need = (need + 15) & ~(size_t)15;
+    if (need > c->scratch_stride) {
+        if (need > SIZE_MAX / sizeof(float) / (size_t)c->n_threads)
+            return pg_set_error(PG_ERR_OUT_OF_MEMORY,
+                                "cpu backend: scratch of %zu floats x %d threads overflows",
+                                need, c->n_threads);
+        size_t bytes = need * sizeof(float) * (size_t)c->n_threads;
+        float *s = aligned_alloc(64, bytes);
+        if (!s)
+            return pg_set_error(PG_ERR_OUT_OF_MEMORY,
+                                "cpu backend: cannot allocate %zu bytes of scratch", bytes);
+        free(c->scratch);
+        c->scratch = s;
+        c->scratch_stride = need;
+    }
+    c->max_n_in = max_n_in;
+    c->max_ctx = max_ctx;
+    c->max_rows = max_rows;
+    return PG_OK;
+}
+
+void pg_backend_free(pg_backend *b) {
+    if (!b || b->ops != &cpu_ops) return;
+    cpu_backend *c = cpu_of(b);
+    pg_pool_free(c->pool);
+    free(c->scratch);
+    free(c);
+}
+
+int pg_backend_cpu_threads(const pg_backend *b) {
+    if (!b || b->ops != &cpu_ops) return 0;
+    return ((const cpu_backend *)b->impl)->n_threads;
+}

@@ -1,0 +1,475 @@
+/*
+ * test_cpu_ops.c — the thread pool and every CPU backend op against naive float64 references
+ * written here, on seeded random inputs, for 1, 2 and 3 threads.
+ *
+ * Outputs are poisoned with NaN before each op, so an element an op forgets to write fails.
+ * Matmul, matmul_add and get_rows run over all five weight types; their reference is the
+ * dequantised weight (pg_dequantize_row) in double, so the bound measures the op, not the
+ * quantisation. Attention covers decode (n = 1, pos0 > 0), prefill (n > 1), grouped-query heads,
+ * and both the scores path (reserved context) and the no-scratch online path. RoPE is checked
+ * against the exact formula and against ggml's float recurrence (which it must reproduce).
+ * Bound everywhere: max |got - ref| <= 1e-5 * max |ref|.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* clock_gettime, nanosleep under -std=c11 */
+#endif
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pandagpt.h"
+#include "check.h"
+
+#include "backend/backend.h"
+#include "backend/cpu/threadpool.h"
+#include "gguf/dtype.h"
+
+#define TOL 1e-5
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static uint32_t rnd_u32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 32);
+}
+
+static float rnd(void) { return (float)((rnd_u32() >> 8) * (1.0 / 16777216.0) * 2.0 - 1.0); }
+
+static void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = rnd() * scale;
+}
+
+static void poison(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+}
+
+/* max |got - ref| / max |ref|; infinite when an element is not finite. */
+static double rel_err(const float *got, const double *ref, size_t n) {
+    double md = 0.0, mr = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) return INFINITY;
+        double d = fabs((double)got[i] - ref[i]);
+        if (d > md) md = d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return mr > 0 ? md / mr : md;
+}
+
+/* The worst error seen per op, printed at the end. */
+static struct { const char *op; double worst; } worst[16];
+static int n_worst = 0;
+
+static void record(const char *op, double err, double tol, const char *where) {
+    int i = 0;
+    while (i < n_worst && strcmp(worst[i].op, op) != 0) i++;
+    if (i == n_worst) worst[n_worst++].op = op;
+    if (err > worst[i].worst) worst[i].worst = err;
+    CHECK_MSG(err <= tol, "%s %s: relative error %.3g > %.3g", op, where, err, tol);
+}
+
+static float *balloc(pg_backend *b, size_t n) {
+    void *p = NULL;
+    CHECK_OK(b->ops->alloc(b, n * sizeof(float) + 4, &p));
+    return p;
+}
+
+static const uint32_t all_types[] = {PG_DTYPE_F32, PG_DTYPE_F16, PG_DTYPE_BF16, PG_DTYPE_Q8_0,
+                                     PG_DTYPE_Q4_0};
+
+/* A random weight of type t and its dequantised values in double. */
+typedef struct test_weight {
+    pg_weight w;
+    void *bytes;
+    double *ref; /* [n_out][n_in] */
+} test_weight;
+
+static void weight_make(test_weight *tw, uint32_t t, int64_t n_in, int64_t n_out) {
+    size_t rb = pg_dtype_row_bytes(t, n_in);
+    tw->bytes = malloc(rb * (size_t)n_out);
+    tw->ref = malloc(sizeof(double) * (size_t)(n_in * n_out));
+    float *row = malloc(sizeof(float) * (size_t)n_in);
+    for (int64_t r = 0; r < n_out; r++) {
+        fill(row, (size_t)n_in, 1.0f);
+        pg_quantize_row(t, row, (uint8_t *)tw->bytes + (size_t)r * rb, n_in);
+        pg_dequantize_row(t, (uint8_t *)tw->bytes + (size_t)r * rb, row, n_in);
+        for (int64_t i = 0; i < n_in; i++) tw->ref[r * n_in + i] = row[i];
+    }
+    free(row);
+    tw->w = (pg_weight){t, n_in, n_out, rb, tw->bytes};
+}
+
+static void weight_free(test_weight *tw) {
+    free(tw->bytes);
+    free(tw->ref);
+}
+
+/* ---- thread pool ------------------------------------------------------------------------------- */
+
+typedef struct pool_ctx {
+    atomic_int calls[8];
+    atomic_int bad_nth;
+    int want_nth;
+} pool_ctx;
+
+static void pool_fn(void *ctx, int ith, int nth) {
+    pool_ctx *c = ctx;
+    if (nth != c->want_nth || ith < 0 || ith >= nth) atomic_fetch_add(&c->bad_nth, 1);
+    else atomic_fetch_add(&c->calls[ith], 1);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void test_pool(int nth) {
+    pg_pool *p = NULL;
+    CHECK_OK(pg_pool_new(nth, &p));
+    if (!p) return;
+    CHECK_EQ_INT(pg_pool_size(p), nth);
+    pool_ctx c;
+    memset(&c, 0, sizeof c);
+    c.want_nth = nth;
+    const int runs = 20000;
+    double t0 = now_s();
+    for (int r = 0; r < runs; r++) pg_pool_run(p, pool_fn, &c);
+    double dt = now_s() - t0;
+    /* past the spin window: the workers sleep and must be woken */
+    for (int r = 0; r < 3; r++) {
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+        pg_pool_run(p, pool_fn, &c);
+    }
+    CHECK_EQ_INT(atomic_load(&c.bad_nth), 0);
+    for (int i = 0; i < nth; i++) CHECK_EQ_INT(atomic_load(&c.calls[i]), runs + 3);
+    printf("pool %d threads: %.2f us per empty run\n", nth, dt / runs * 1e6);
+    pg_pool_free(p);
+    CHECK_STATUS(pg_pool_new(0, &p), PG_ERR_INVALID_ARGUMENT);
+    CHECK(p == NULL);
+}
+
+/* Two threads share one pool (two sessions on one CPU backend): runs must serialise, each
+ * caller seeing its own job run exactly once per thread. */
+typedef struct shared_arg { pg_pool *p; pool_ctx c; } shared_arg;
+
+static void *shared_main(void *arg) {
+    shared_arg *a = arg;
+    for (int r = 0; r < 3000; r++) pg_pool_run(a->p, pool_fn, &a->c);
+    return NULL;
+}
+
+static void test_pool_shared(int nth) {
+    pg_pool *p = NULL;
+    CHECK_OK(pg_pool_new(nth, &p));
+    if (!p) return;
+    shared_arg a[2];
+    memset(a, 0, sizeof a);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        a[i].p = p;
+        a[i].c.want_nth = nth;
+        CHECK(pthread_create(&th[i], NULL, shared_main, &a[i]) == 0);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(atomic_load(&a[i].c.bad_nth), 0);
+        for (int t = 0; t < nth; t++) CHECK_EQ_INT(atomic_load(&a[i].c.calls[t]), 3000);
+    }
+    pg_pool_free(p);
+}
+
+/* ---- ops ----------------------------------------------------------------------------------- */
+
+static void test_matmul(pg_backend *b, int nth, int64_t n_in, int64_t n_out, int n, int add) {
+    for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
+        uint32_t t = all_types[ti];
+        if (n_in % pg_dtype_block_elems(t)) continue;
+        test_weight tw;
+        weight_make(&tw, t, n_in, n_out);
+        float *x = balloc(b, (size_t)(n * n_in)), *y = balloc(b, (size_t)(n * n_out));
+        double *ref = malloc(sizeof(double) * (size_t)(n * n_out));
+        fill(x, (size_t)(n * n_in), 1.0f);
+        if (add) fill(y, (size_t)(n * n_out), 1.0f);
+        else poison(y, (size_t)(n * n_out));
+        for (int i = 0; i < n; i++)
+            for (int64_t r = 0; r < n_out; r++) {
+                double s = add ? y[i * n_out + r] : 0.0;
+                for (int64_t k = 0; k < n_in; k++) s += tw.ref[r * n_in + k] * x[i * n_in + k];
+                ref[i * n_out + r] = s;
+            }
+        if (add) b->ops->matmul_add(b, &tw.w, x, y, n);
+        else b->ops->matmul(b, &tw.w, x, y, n);
+        char where[96];
+        snprintf(where, sizeof where, "%s n_in=%lld n_out=%lld n=%d threads=%d",
+                 pg_dtype_name(t), (long long)n_in, (long long)n_out, n, nth);
+        record(add ? "matmul_add" : "matmul", rel_err(y, ref, (size_t)(n * n_out)), TOL, where);
+        free(ref);
+        b->ops->free(b, x);
+        b->ops->free(b, y);
+        weight_free(&tw);
+    }
+}
+
+static void test_get_rows(pg_backend *b, int nth) {
+    const int64_t n_in = 96, n_out = 50;
+    const int32_t ids[7] = {3, 0, 49, 3, 17, 1, 48};
+    for (size_t ti = 0; ti < sizeof all_types / sizeof all_types[0]; ti++) {
+        test_weight tw;
+        weight_make(&tw, all_types[ti], n_in, n_out);
+        for (int n = 1; n <= 7; n += 6) {
+            float *out = balloc(b, (size_t)(n * n_in));
+            double *ref = malloc(sizeof(double) * (size_t)(n * n_in));
+            poison(out, (size_t)(n * n_in));
+            for (int i = 0; i < n; i++)
+                for (int64_t k = 0; k < n_in; k++) ref[i * n_in + k] = tw.ref[ids[i] * n_in + k];
+            b->ops->get_rows(b, &tw.w, ids, n, out);
+            char where[64];
+            snprintf(where, sizeof where, "%s n=%d threads=%d", pg_dtype_name(all_types[ti]), n,
+                     nth);
+            record("get_rows", rel_err(out, ref, (size_t)(n * n_in)), 0.0, where);
+            free(ref);
+            b->ops->free(b, out);
+        }
+        weight_free(&tw);
+    }
+}
+
+static void test_rmsnorm(pg_backend *b, int nth, int n, int dim, int in_place) {
+    const float eps = 9.99999997e-07f;
+    float *x = balloc(b, (size_t)n * dim), *y = balloc(b, (size_t)n * dim), *w = balloc(b, dim);
+    double *ref = malloc(sizeof(double) * (size_t)n * dim);
+    fill(x, (size_t)n * dim, 3.0f);
+    for (int i = 0; i < dim; i++) w[i] = 1.0f + 0.1f * rnd();
+    for (int r = 0; r < n; r++) {
+        double ss = 0;
+        for (int i = 0; i < dim; i++) ss += (double)x[r * dim + i] * x[r * dim + i];
+        double sc = 1.0 / sqrt(ss / dim + (double)eps);
+        for (int i = 0; i < dim; i++) ref[r * dim + i] = x[r * dim + i] * sc * w[i];
+    }
+    float *dst = in_place ? x : y;
+    if (!in_place) poison(y, (size_t)n * dim);
+    b->ops->rmsnorm(b, dst, x, w, n, dim, eps);
+    char where[64];
+    snprintf(where, sizeof where, "n=%d dim=%d in_place=%d threads=%d", n, dim, in_place, nth);
+    record("rmsnorm", rel_err(dst, ref, (size_t)n * dim), TOL, where);
+    free(ref);
+    b->ops->free(b, x);
+    b->ops->free(b, y);
+    b->ops->free(b, w);
+}
+
+static void test_rope(pg_backend *b, int nth, int n, int n_head, int head_dim, int n_rot,
+                      int pos0) {
+    const float base = 10000.0f;
+    const size_t len = (size_t)n * n_head * head_dim;
+    float *x = balloc(b, len);
+    double *ref = malloc(sizeof(double) * len), *ref_ggml = malloc(sizeof(double) * len);
+    fill(x, len, 1.0f);
+    for (int t = 0; t < n; t++) {
+        const float theta_scale = powf(base, -2.0f / (float)n_rot);
+        float theta_f = (float)(pos0 + t); /* ggml_rope_cache_init's recurrence */
+        for (int i = 0; i < head_dim / 2; i++, theta_f *= theta_scale) {
+            double th = (pos0 + t) * pow(10000.0, -2.0 * i / n_rot);
+            for (int h = 0; h < n_head; h++) {
+                size_t o = ((size_t)t * n_head + h) * head_dim + 2 * i;
+                double x0 = x[o], x1 = x[o + 1];
+                if (2 * i >= n_rot) {
+                    ref[o] = ref_ggml[o] = x0;
+                    ref[o + 1] = ref_ggml[o + 1] = x1;
+                    continue;
+                }
+                ref[o] = x0 * cos(th) - x1 * sin(th);
+                ref[o + 1] = x0 * sin(th) + x1 * cos(th);
+                float c = cosf(theta_f), s = sinf(theta_f);
+                ref_ggml[o] = (float)(x[o] * c - x[o + 1] * s);
+                ref_ggml[o + 1] = (float)(x[o] * s + x[o + 1] * c);
+            }
+        }
+    }
+    b->ops->rope(b, x, n, n_head, head_dim, n_rot, pos0, base);
+    char where[96];
+    snprintf(where, sizeof where, "n=%d heads=%d hd=%d n_rot=%d pos0=%d threads=%d", n, n_head,
+             head_dim, n_rot, pos0, nth);
+    record("rope(vs ggml float)", rel_err(x, ref_ggml, len), 1e-7, where);
+    /* float theta loses ~pos*1e-7 rad against the exact formula, as in ggml */
+    record("rope(vs exact)", rel_err(x, ref, len), TOL + 2e-7 * (pos0 + n), where);
+    free(ref);
+    free(ref_ggml);
+    b->ops->free(b, x);
+}
+
+static void test_attention(pg_backend *b, int nth, int n, int pos0, int n_head, int n_head_kv,
+                           int head_dim, const char *path) {
+    const int n_kv = pos0 + n, group = n_head / n_head_kv;
+    const size_t qlen = (size_t)n * n_head * head_dim, kvlen = (size_t)n_kv * n_head_kv * head_dim;
+    float *q = balloc(b, qlen), *out = balloc(b, qlen);
+    float *k = balloc(b, kvlen + 64), *v = balloc(b, kvlen + 64);
+    double *ref = malloc(sizeof(double) * qlen), *s = malloc(sizeof(double) * n_kv);
+    fill(q, qlen, 2.0f);
+    fill(k, kvlen, 2.0f);
+    fill(v, kvlen, 1.0f);
+    /* rows past the causal horizon must be ignored */
+    for (size_t i = kvlen; i < kvlen + 64; i++) k[i] = v[i] = NAN;
+    poison(out, qlen);
+    const double scale = 1.0 / sqrt((double)head_dim);
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < n_head; h++) {
+            const float *qh = q + ((size_t)t * n_head + h) * head_dim;
+            const int kvh = h / group, m = pos0 + t + 1;
+            double mx = -INFINITY, sum = 0;
+            for (int p = 0; p < m; p++) {
+                const float *kh = k + ((size_t)p * n_head_kv + kvh) * head_dim;
+                double d = 0;
+                for (int i = 0; i < head_dim; i++) d += (double)qh[i] * kh[i];
+                s[p] = d * scale;
+                if (s[p] > mx) mx = s[p];
+            }
+            for (int p = 0; p < m; p++) sum += (s[p] = exp(s[p] - mx));
+            for (int i = 0; i < head_dim; i++) {
+                double o = 0;
+                for (int p = 0; p < m; p++) o += s[p] * v[((size_t)p * n_head_kv + kvh) * head_dim + i];
+                ref[((size_t)t * n_head + h) * head_dim + i] = o / sum;
+            }
+        }
+    b->ops->attention(b, out, q, k, v, n, pos0, n_head, n_head_kv, head_dim);
+    char where[128];
+    snprintf(where, sizeof where, "%s n=%d pos0=%d heads=%d/%d hd=%d threads=%d", path, n, pos0,
+             n_head, n_head_kv, head_dim, nth);
+    record("attention", rel_err(out, ref, qlen), TOL, where);
+    free(ref);
+    free(s);
+    b->ops->free(b, q);
+    b->ops->free(b, out);
+    b->ops->free(b, k);
+    b->ops->free(b, v);
+}
+
+static void test_elementwise(pg_backend *b, int nth, size_t n) {
+    float *y = balloc(b, n), *x = balloc(b, n), *d = balloc(b, n);
+    double *ref = calloc(n, sizeof(double));
+    char where[48];
+    snprintf(where, sizeof where, "n=%zu threads=%d", n, nth);
+
+    fill(y, n, 8.0f);
+    fill(x, n, 2.0f);
+    for (size_t i = 0; i < n; i++) ref[i] = y[i] / (1.0 + exp(-(double)y[i])) * x[i];
+    b->ops->silu_mul(b, y, x, n);
+    record("silu_mul", rel_err(y, ref, n), TOL, where);
+
+    fill(y, n, 1.0f);
+    for (size_t i = 0; i < n; i++) ref[i] = (double)y[i] + x[i];
+    b->ops->add(b, y, x, n);
+    record("add", rel_err(y, ref, n), TOL, where);
+
+    poison(d, n);
+    for (size_t i = 0; i < n; i++) ref[i] = x[i];
+    b->ops->copy(b, d, x, n);
+    record("copy", rel_err(d, ref, n), 0.0, where);
+
+    free(ref);
+    b->ops->free(b, y);
+    b->ops->free(b, x);
+    b->ops->free(b, d);
+}
+
+static void test_memory(pg_backend *b) {
+    void *p = NULL;
+    CHECK_OK(b->ops->alloc(b, 0, &p));
+    CHECK(p != NULL);
+    b->ops->free(b, p);
+    CHECK_OK(b->ops->alloc(b, 1000, &p));
+    CHECK(p != NULL && ((uintptr_t)p & 63) == 0);
+    int zero = 1;
+    for (int i = 0; i < 1000; i++) zero &= ((unsigned char *)p)[i] == 0;
+    CHECK(zero);
+    unsigned char src[100], back[100];
+    for (int i = 0; i < 100; i++) src[i] = (unsigned char)i;
+    b->ops->upload(b, p, src, 100);
+    b->ops->download(b, back, p, 100);
+    CHECK(memcmp(src, back, 100) == 0);
+    b->ops->free(b, p);
+    CHECK_OK(b->ops->sync(b));
+    CHECK_STATUS(b->ops->alloc(b, SIZE_MAX - 8, &p), PG_ERR_OUT_OF_MEMORY);
+    CHECK(p == NULL);
+    CHECK(strstr(pg_last_error(), "cannot allocate") != NULL);
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+static void test_backend(int nth) {
+    pg_backend *b = NULL;
+    CHECK_OK(pg_backend_cpu_new(nth, &b));
+    if (!b) return;
+    CHECK_EQ_INT(pg_backend_cpu_threads(b), nth);
+    test_memory(b);
+
+    /* attention without a reservation: the online-softmax path */
+    test_attention(b, nth, 1, 9, 4, 4, 16, "online");
+    test_attention(b, nth, 5, 3, 8, 2, 20, "online");
+    /* matmul batch without a reservation: F32 blocks in place, others per-row pg_vec_dot */
+    test_matmul(b, nth, 64, 37, 7, 0);
+
+    CHECK_OK(pg_backend_cpu_reserve(b, 64, 512, 256));
+    CHECK_STATUS(pg_backend_cpu_reserve(b, -1, 0, 0), PG_ERR_INVALID_ARGUMENT);
+
+    static const struct { int64_t n_in, n_out; int n; } mm[] = {
+        {64, 37, 1}, {64, 37, 7}, {96, 3, 2}, {40, 19, 5}, {256, 130, 3},
+        {512, 67, 1}, {512, 67, 9}, {1024, 21, 4}, /* 1024 > reserved n_in: fallback */
+    };
+    for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) {
+        test_matmul(b, nth, mm[i].n_in, mm[i].n_out, mm[i].n, 0);
+        test_matmul(b, nth, mm[i].n_in, mm[i].n_out, mm[i].n, 1);
+    }
+    test_get_rows(b, nth);
+
+    test_rmsnorm(b, nth, 1, 64, 0);
+    test_rmsnorm(b, nth, 7, 100, 0);
+    test_rmsnorm(b, nth, 3, 4096, 1);
+    test_rmsnorm(b, nth, 1, 13, 1);
+
+    test_rope(b, nth, 1, 4, 16, 16, 0);
+    test_rope(b, nth, 1, 4, 16, 16, 7);
+    test_rope(b, nth, 3, 8, 128, 128, 100);
+    test_rope(b, nth, 5, 2, 32, 16, 1000); /* partial rotation: dims 16..31 untouched */
+    test_rope(b, nth, 1, 32, 128, 128, 2047);
+
+    test_attention(b, nth, 1, 0, 4, 4, 16, "scores");   /* first token */
+    test_attention(b, nth, 1, 37, 4, 4, 16, "scores");  /* decode */
+    test_attention(b, nth, 7, 0, 4, 4, 16, "scores");   /* prefill */
+    test_attention(b, nth, 4, 9, 8, 2, 64, "scores");   /* chunk after a prefix, GQA */
+    test_attention(b, nth, 3, 20, 6, 3, 20, "scores");  /* head_dim not a multiple of 8 */
+    test_attention(b, nth, 1, 255, 32, 8, 128, "scores"); /* the reserved maximum */
+    test_attention(b, nth, 2, 255, 4, 1, 16, "online"); /* beyond it */
+
+    test_elementwise(b, nth, 1);
+    test_elementwise(b, nth, 7);
+    test_elementwise(b, nth, 5000);
+    test_elementwise(b, nth, 40003);
+    pg_backend_free(b);
+}
+
+int main(void) {
+    for (int nth = 1; nth <= 3; nth++) test_pool(nth);
+    for (int nth = 1; nth <= 3; nth++) test_pool_shared(nth);
+    for (int nth = 1; nth <= 3; nth++) test_backend(nth);
+    pg_backend *b = NULL;
+    CHECK_STATUS(pg_backend_cpu_new(-1, &b), PG_ERR_INVALID_ARGUMENT);
+    CHECK_OK(pg_backend_cpu_new(0, &b));
+    CHECK(pg_backend_cpu_threads(b) >= 1);
+    pg_backend_free(b);
+    pg_backend_free(NULL);
+
+    for (int i = 0; i < n_worst; i++)
+        printf("max relative error %-20s %.3g\n", worst[i].op, worst[i].worst);
+    return check_done("test_cpu_ops");
+}
