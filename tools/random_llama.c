@@ -26,7 +26,7 @@ int random_llama_preset(const char *name, random_llama_config *c) {
         const char *name;
         int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab;
     } k_presets[] = {
-        {"tiny", 256, 4, 8, 8, 688, 4000},
+        {"tiny", 256, 4, 8, 8, 688, 1320},
         {"1b", 2048, 22, 32, 4, 5632, 32000}, /* TinyLlama-1.1B, GQA included */
         {"7b", 4096, 32, 32, 32, 11008, 32000},
     };

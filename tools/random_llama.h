@@ -31,7 +31,7 @@ typedef struct random_llama_config {
     uint64_t seed;
 } random_llama_config;
 
-/* Fills *c for a named size: "tiny" (the demo: 256 / 4 layers / 8 heads / 688, vocab 4000),
+/* Fills *c for a named size: "tiny" (the demo: 256 / 4 layers / 8 heads / 688, vocab 1320 — what the corpus teaches, no padding),
  * "1b" (TinyLlama-1.1B: 2048 / 22 / 32 heads with 4 key/value heads / 5632, vocab 32000) or
  * "7b" (LLaMA-7B: 4096 / 32 / 32 / 11008, vocab 32000); type F16, seed 1234, n_ctx 2048.
  * Returns 0 for an unknown name. */
