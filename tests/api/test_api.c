@@ -114,7 +114,7 @@ static void test_load_errors(const char *good) {
     /* a llama GGUF without one tensor, and one with a wrong shape: rebuild from the good file */
     gguf_file *f;
     CHECK_OK(gguf_open(good, &f));
-    for (int variant = 0; variant < 2 && f; variant++) {
+    for (int variant = 0; variant < 3 && f; variant++) {
         w = gguf_writer_new();
         for (uint64_t i = 0; i < f->n_kv; i++) {
             const gguf_kv *kv = &f->kv[i];
@@ -163,13 +163,47 @@ static void test_load_errors(const char *good) {
                 ne[0] = t->ne[1];  /* transposed view of the same bytes count */
                 ne[1] = t->ne[0];
             }
+            if (variant == 2 && (strcmp(name, "token_embd.weight") == 0 ||
+                                 strcmp(name, "output.weight") == 0)) {
+                /* Vicuna v0: one more row ([PAD], id n) than the tokenizer has pieces */
+                size_t row = pg_dtype_row_bytes(t->type, t->ne[0]);
+                unsigned char *grown = calloc((size_t)t->ne[1] + 1, row);
+                memcpy(grown, t->data, row * (size_t)t->ne[1]);
+                ne[1] = t->ne[1] + 1;
+                gguf_writer_add_tensor(w, name, t->type, 2, ne, grown);
+                free(grown);
+                continue;
+            }
             gguf_writer_add_tensor(w, name, t->type, (int)t->n_dims, ne, t->data);
         }
-        path_in_tmp(path, sizeof path, variant ? "bad-shape.gguf" : "missing.gguf");
+        static const char *names[] = {"missing.gguf", "bad-shape.gguf", "pad-row.gguf"};
+        path_in_tmp(path, sizeof path, names[variant]);
         CHECK_OK(gguf_writer_write(w, path));
         gguf_writer_free(w);
-        expect_load(path, &p, PG_ERR_FORMAT, variant ? "blk.0.ffn_gate.weight"
-                                                     : "blk.0.ffn_up.weight");
+        if (variant < 2) {
+            expect_load(path, &p, PG_ERR_FORMAT, variant ? "blk.0.ffn_gate.weight"
+                                                         : "blk.0.ffn_up.weight");
+            continue;
+        }
+        /* the [PAD] row loads, decodes to nothing, and can be evaluated and scored */
+        pg_model *m = NULL;
+        CHECK_OK(pg_model_load(path, &p, &m));
+        if (!m) continue;
+        int32_t pad = pg_model_n_vocab(m) - 1;
+        CHECK_EQ_INT(pad, 512); /* the test model has 512 pieces */
+        char piece[8];
+        size_t plen = 99;
+        CHECK_OK(pg_token_to_piece(m, pad, piece, sizeof piece, &plen));
+        CHECK_EQ_INT(plen, 0);
+        pg_session *s;
+        CHECK_OK(pg_session_new(m, NULL, &s));
+        CHECK_OK(pg_session_eval_tokens(s, &pad, 1));
+        float *logits = malloc(sizeof(float) * (size_t)(pad + 1));
+        CHECK_OK(pg_session_logits(s, logits, (size_t)pad + 1));
+        CHECK(logits[pad] == 0.0f); /* a zero output row gives a zero logit */
+        free(logits);
+        pg_session_free(s);
+        pg_model_free(m);
     }
     gguf_close(f);
 }
