@@ -2,14 +2,16 @@
  * dtype.c — ggml's tensor encodings: half/bfloat conversion, Q8_0/Q4_0 (de)quantization with
  * ggml's reference quantizers, and pg_vec_dot, the inner loop of the CPU matmul.
  *
- * Everything is portable C11 (no F16C, no intrinsics). The dot products keep PG_LANES
- * independent float accumulators so that gcc -O2 can vectorise them without -ffast-math: each
- * lane is its own sum, so no reassociation is needed, and the result does not depend on the
- * vector width the compiler picked.
+ * Everything here is portable C11 (no F16C, no intrinsics) and is the reference; on x86-64 CPUs
+ * with AVX2+FMA+F16C, pg_vec_dot and pg_dequantize_row hand over to dtype_avx2.c. The dot
+ * products keep PG_LANES independent float accumulators so that gcc -O2 can vectorise them
+ * without -ffast-math: each lane is its own sum, so no reassociation is needed, and the result
+ * does not depend on the vector width the compiler picked.
  */
 #include "dtype.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -201,7 +203,7 @@ static void quant_q4_0(const float *x, uint8_t *b) {
     }
 }
 
-void pg_dequantize_row(uint32_t t, const void *src, float *dst, int64_t n) {
+void pg_dequantize_row_generic(uint32_t t, const void *src, float *dst, int64_t n) {
     const uint8_t *s = src;
     switch (t) {
     case PG_DTYPE_F32: memcpy(dst, src, (size_t)n * 4); break;
@@ -322,7 +324,7 @@ static float dot_q4_0(const uint8_t *row, const float *restrict x, int64_t n) {
     return lanes_sum(acc);
 }
 
-float pg_vec_dot(uint32_t t, const void *row, const float *x, int64_t n) {
+float pg_vec_dot_generic(uint32_t t, const void *row, const float *x, int64_t n) {
     switch (t) {
     case PG_DTYPE_F32: return dot_f32(row, x, n);
     case PG_DTYPE_F16: return dot_half(0, row, x, n);
@@ -331,4 +333,32 @@ float pg_vec_dot(uint32_t t, const void *row, const float *x, int64_t n) {
     case PG_DTYPE_Q4_0: return dot_q4_0(row, x, n);
     }
     return 0.0f;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Run-time dispatch. The library is built for the baseline ISA, so whether the AVX2 kernels may
+ * run is asked of the CPU once. The cache is not mutable state in any meaningful sense: it only
+ * memoises a hardware fact, every thread that races to fill it computes and stores the same
+ * value, and the atomic makes the racing loads and stores well defined (relaxed suffices: no
+ * other data is published through it).
+ * ------------------------------------------------------------------------------------------- */
+
+static _Atomic int avx2_cache = -1; /* -1 not asked yet, else pg_dtype_avx2_usable() */
+
+static inline int use_avx2(void) {
+    int v = atomic_load_explicit(&avx2_cache, memory_order_relaxed);
+    if (v < 0) {
+        v = pg_dtype_avx2_usable();
+        atomic_store_explicit(&avx2_cache, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+void pg_dequantize_row(uint32_t t, const void *src, float *dst, int64_t n) {
+    if (t != PG_DTYPE_F32 && use_avx2()) pg_dequantize_row_avx2(t, src, dst, n);
+    else pg_dequantize_row_generic(t, src, dst, n);
+}
+
+float pg_vec_dot(uint32_t t, const void *row, const float *x, int64_t n) {
+    return use_avx2() ? pg_vec_dot_avx2(t, row, x, n) : pg_vec_dot_generic(t, row, x, n);
 }

@@ -51,4 +51,14 @@ void pg_quantize_row(uint32_t t, const float *src, void *dst, int64_t n);
  * quantization: the CPU path is the oracle). */
 float pg_vec_dot(uint32_t t, const void *row, const float *x, int64_t n);
 
+/* Internal, for tests and benchmarks: the implementations pg_vec_dot / pg_dequantize_row choose
+ * between, once per process. The _generic ones are portable C and the reference. The _avx2 ones
+ * (dtype_avx2.c) use AVX2+FMA+F16C and may only be called when pg_dtype_avx2_usable() is 1: this
+ * build has them (x86-64, GCC or Clang) and the CPU runs them. Safe from any thread. */
+float pg_vec_dot_generic(uint32_t t, const void *row, const float *x, int64_t n);
+void pg_dequantize_row_generic(uint32_t t, const void *src, float *dst, int64_t n);
+int pg_dtype_avx2_usable(void);
+float pg_vec_dot_avx2(uint32_t t, const void *row, const float *x, int64_t n);
+void pg_dequantize_row_avx2(uint32_t t, const void *src, float *dst, int64_t n);
+
 #endif

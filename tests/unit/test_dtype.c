@@ -196,27 +196,50 @@ static void test_quant_error(void) {
     }
 }
 
+/* Each implementation of pg_vec_dot (portable; AVX2 where the CPU has it; the dispatching entry
+ * point) against a double dot of the dequantized row, over lengths that exercise every tail, and
+ * each pg_dequantize_row against the portable one (bit for bit: every value is exact in float).
+ * The row starts at an odd multiple of 2 bytes, as rows of a GGUF tensor may. */
+typedef float (*vec_dot_fn)(uint32_t, const void *, const float *, int64_t);
+typedef void (*dequant_fn)(uint32_t, const void *, float *, int64_t);
+
 static void test_vec_dot(void) {
     static const uint32_t types[] = {PG_DTYPE_F32, PG_DTYPE_F16, PG_DTYPE_BF16, PG_DTYPE_Q8_0,
                                      PG_DTYPE_Q4_0};
-    static const int64_t lens[] = {32, 64, 4096 + 32, 37, 1};
-    enum { NMAX = 4096 + 32 };
-    static float src[NMAX], x[NMAX], deq[NMAX];
-    static uint8_t row[NMAX * 4];
+    static const int64_t lens[] = {1,  7,  8,  9,  15, 16,  17,  31,  32,  33,   37,
+                                   63, 64, 65, 96, 97, 128, 160, 255, 4096, 4096 + 32, 4096 + 37};
+    enum { NMAX = 4096 + 64 };
+    static float src[NMAX], x[NMAX], deq[NMAX], deq2[NMAX];
+    static uint8_t rowbuf[NMAX * 4 + 8];
+    uint8_t *row = rowbuf + 2;
+    struct { const char *name; vec_dot_fn dot; dequant_fn deq; } impl[] = {
+        {"generic", pg_vec_dot_generic, pg_dequantize_row_generic},
+        {"dispatch", pg_vec_dot, pg_dequantize_row},
+        {"avx2", pg_vec_dot_avx2, pg_dequantize_row_avx2},
+    };
+    const int n_impl = pg_dtype_avx2_usable() ? 3 : 2;
     for (int i = 0; i < NMAX; i++) src[i] = frand() * 3, x[i] = frand();
     for (size_t ti = 0; ti < 5; ti++) {
-        for (size_t li = 0; li < 5; li++) {
+        for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
             uint32_t t = types[ti];
             int64_t n = lens[li];
             if (n % pg_dtype_block_elems(t)) continue;
             pg_quantize_row(t, src, row, n);
-            pg_dequantize_row(t, row, deq, n);
+            pg_dequantize_row_generic(t, row, deq, n);
             double ref = 0, mag = 0;
             for (int64_t i = 0; i < n; i++)
                 ref += (double)deq[i] * x[i], mag += fabs(deq[i] * x[i]);
-            float got = pg_vec_dot(t, row, x, n);
-            CHECK_MSG(fabs(got - ref) <= 1e-6 * mag + 1e-30, "%s n=%lld: dot %.9g, want %.9g",
-                      pg_dtype_name(t), (long long)n, got, ref);
+            for (int k = 0; k < n_impl; k++) {
+                float got = impl[k].dot(t, row, x, n);
+                CHECK_MSG(fabs(got - ref) <= 1e-6 * mag + 1e-30,
+                          "%s %s n=%lld: dot %.9g, want %.9g", impl[k].name, pg_dtype_name(t),
+                          (long long)n, got, ref);
+                memset(deq2, 0xff, sizeof deq2);
+                impl[k].deq(t, row, deq2, n);
+                CHECK_MSG(memcmp(deq, deq2, (size_t)n * sizeof(float)) == 0 && f2u(deq2[n]) == ~0u,
+                          "%s %s n=%lld: dequantized row differs from the portable one",
+                          impl[k].name, pg_dtype_name(t), (long long)n);
+            }
         }
     }
     CHECK(pg_dtype_row_bytes(PG_DTYPE_Q8_0, 64) == 68);
