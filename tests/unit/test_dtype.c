@@ -210,8 +210,8 @@ static void test_vec_dot(void) {
                                    63, 64, 65, 96, 97, 128, 160, 255, 4096, 4096 + 32, 4096 + 37};
     enum { NMAX = 4096 + 64 };
     static float src[NMAX], x[NMAX], deq[NMAX], deq2[NMAX];
-    static uint8_t rowbuf[NMAX * 4 + 8];
-    uint8_t *row = rowbuf + 2;
+    _Alignas(32) static uint8_t rowbuf[NMAX * 4 + 8];
+    uint8_t *row = rowbuf + 4; /* element-aligned (as GGUF guarantees) but not vector-aligned */
     struct { const char *name; vec_dot_fn dot; dequant_fn deq; } impl[] = {
         {"generic", pg_vec_dot_generic, pg_dequantize_row_generic},
         {"dispatch", pg_vec_dot, pg_dequantize_row},
