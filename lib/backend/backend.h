@@ -31,6 +31,8 @@ typedef struct pg_backend pg_backend;
 
 typedef struct pg_backend_ops {
     const char *name;
+    /* Frees the backend and everything it owns (pg_backend_free calls it). */
+    void (*destroy)(pg_backend *b);
 
     /* ---- memory ---- */
     /* Allocates bytes of backend memory (zeroed). PG_ERR_OUT_OF_MEMORY with the size. */

@@ -537,8 +537,11 @@ static void cpu_copy(pg_backend *b, float *dst, const float *src, size_t n) {
 
 /* ---- the backend -------------------------------------------------------------------------- */
 
+static void cpu_destroy(pg_backend *b);
+
 static const pg_backend_ops cpu_ops = {
     .name = "cpu",
+    .destroy = cpu_destroy,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .upload = cpu_copy_bytes,
@@ -622,8 +625,7 @@ pg_status pg_backend_cpu_reserve(pg_backend *b, int max_rows, int64_t max_n_in, 
     return PG_OK;
 }
 
-void pg_backend_free(pg_backend *b) {
-    if (!b || b->ops != &cpu_ops) return;
+static void cpu_destroy(pg_backend *b) {
     cpu_backend *c = cpu_of(b);
     pg_pool_free(c->pool);
     free(c->scratch);
