@@ -155,26 +155,24 @@ pg_status pg_session_answer(const pg_session *s, char *buf, size_t cap, size_t *
     return PG_OK;
 }
 
+/* Sizes past INT32_MAX cannot fit any cache: llama_eval reports them as PG_ERR_CONTEXT_FULL. */
+static int32_t clamp_rows(size_t n) { return n > (size_t)INT32_MAX ? INT32_MAX : (int32_t)n; }
+
 pg_status pg_session_eval_tokens(pg_session *s, const int32_t *tokens, size_t n) {
     if (!s || !tokens || n == 0)
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_session_eval_tokens: %s",
                             !s ? "session is NULL" : !tokens ? "tokens is NULL" : "n is 0");
-    if (n > (size_t)(s->state->n_ctx - s->state->n_past))
-        return pg_set_error(PG_ERR_CONTEXT_FULL, "pg_session_eval_tokens: %zu tokens do not "
-                            "fit: %d of %d positions used", n, s->state->n_past,
-                            s->state->n_ctx);
-    return llama_eval(s->model->llm, s->state, s->backend, tokens, NULL, (int32_t)n);
+    pg_status st = llama_eval(s->model->llm, s->state, s->backend, tokens, NULL, clamp_rows(n));
+    return st == PG_OK ? st : pg_error_prefix(st, "pg_session_eval_tokens");
 }
 
 pg_status pg_session_eval_embeddings(pg_session *s, const float *rows, size_t n_rows) {
     if (!s || !rows || n_rows == 0)
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_session_eval_embeddings: %s",
                             !s ? "session is NULL" : !rows ? "rows is NULL" : "n_rows is 0");
-    if (n_rows > (size_t)(s->state->n_ctx - s->state->n_past))
-        return pg_set_error(PG_ERR_CONTEXT_FULL, "pg_session_eval_embeddings: %zu rows do not "
-                            "fit: %d of %d positions used", n_rows, s->state->n_past,
-                            s->state->n_ctx);
-    return llama_eval(s->model->llm, s->state, s->backend, NULL, rows, (int32_t)n_rows);
+    pg_status st = llama_eval(s->model->llm, s->state, s->backend, NULL, rows,
+                              clamp_rows(n_rows));
+    return st == PG_OK ? st : pg_error_prefix(st, "pg_session_eval_embeddings");
 }
 
 pg_status pg_session_logits(pg_session *s, float *out, size_t n_vocab) {

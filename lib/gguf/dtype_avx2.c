@@ -131,18 +131,6 @@ PG_AVX2 static inline __m256 q8_block(const uint8_t *b, const float *x, __m256 a
     return _mm256_fmadd_ps(block_scale8(b), _mm256_add_ps(p0, p1), acc);
 }
 
-PG_AVX2 static float dot_q8_0(const uint8_t *row, const float *x, int64_t n) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    const int64_t nb = n / PG_QK;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        a0 = q8_block(row + i * 34, x + i * PG_QK, a0);
-        a1 = q8_block(row + (i + 1) * 34, x + (i + 1) * PG_QK, a1);
-    }
-    if (i < nb) a0 = q8_block(row + i * 34, x + i * PG_QK, a0);
-    return hsum(_mm256_add_ps(a0, a1));
-}
-
 PG_AVX2 static inline __m256 q4_block(const uint8_t *b, const float *x, __m256 acc) {
     const __m256i m = _mm256_set1_epi32(0x0f), eight = _mm256_set1_epi32(8);
     __m256i v0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2)));
@@ -158,15 +146,24 @@ PG_AVX2 static inline __m256 q4_block(const uint8_t *b, const float *x, __m256 a
     return _mm256_fmadd_ps(block_scale8(b), p, acc);
 }
 
-PG_AVX2 static float dot_q4_0(const uint8_t *row, const float *x, int64_t n) {
+/* acc += one Q8_0 (q4 = 0) or Q4_0 (q4 = 1) block of row i times x. */
+PG_AVX2 static inline __m256 quant_block(int q4, const uint8_t *row, const float *x, int64_t i,
+                                         __m256 acc) {
+    return q4 ? q4_block(row + i * 18, x + i * PG_QK, acc)
+              : q8_block(row + i * 34, x + i * PG_QK, acc);
+}
+
+/* Q8_0 / Q4_0 rows: two blocks per step into two accumulators. q4 is a constant at every call,
+ * so each call compiles to its own loop. */
+PG_AVX2 static inline float dot_blocks(int q4, const uint8_t *row, const float *x, int64_t n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0;
     const int64_t nb = n / PG_QK;
     int64_t i = 0;
     for (; i + 2 <= nb; i += 2) {
-        a0 = q4_block(row + i * 18, x + i * PG_QK, a0);
-        a1 = q4_block(row + (i + 1) * 18, x + (i + 1) * PG_QK, a1);
+        a0 = quant_block(q4, row, x, i, a0);
+        a1 = quant_block(q4, row, x, i + 1, a1);
     }
-    if (i < nb) a0 = q4_block(row + i * 18, x + i * PG_QK, a0);
+    if (i < nb) a0 = quant_block(q4, row, x, i, a0);
     return hsum(_mm256_add_ps(a0, a1));
 }
 
@@ -175,8 +172,8 @@ PG_AVX2 float pg_vec_dot_avx2(uint32_t t, const void *row, const float *x, int64
     case PG_DTYPE_F32: return dot_f32(row, x, n);
     case PG_DTYPE_F16: return dot_half(0, row, x, n);
     case PG_DTYPE_BF16: return dot_half(1, row, x, n);
-    case PG_DTYPE_Q8_0: return dot_q8_0(row, x, n);
-    case PG_DTYPE_Q4_0: return dot_q4_0(row, x, n);
+    case PG_DTYPE_Q8_0: return dot_blocks(0, row, x, n);
+    case PG_DTYPE_Q4_0: return dot_blocks(1, row, x, n);
     }
     return 0.0f;
 }
