@@ -123,8 +123,10 @@ typedef struct pg_model_params {
     int32_t cuda_device;      /* CUDA device ordinal; default 0 */
     int32_t n_threads;        /* CPU worker threads per session; 0 (default) = all online cores */
     const char *encoder_path; /* ImageBind + llama_proj GGUF, or NULL (default) */
-    const char *lora_path;    /* LoRA adapter GGUF merged at load, or NULL (default) */
-    float lora_scale;         /* multiplier of the adapter's alpha/r; default 1.0 */
+    const char *lora_path;    /* LoRA adapter GGUF merged into the LLM at load, or NULL
+                                 (default); see pg_model_load */
+    float lora_scale;         /* multiplier of the adapter's alpha/r; default 1.0; must be
+                                 finite (also without an adapter) */
 } pg_model_params;
 
 /* Fills *p with the defaults above and sets p->struct_size. p must not be NULL. */
@@ -138,10 +140,23 @@ PG_API void pg_model_params_init(pg_model_params *p);
  *   out       receives the model; set to NULL on failure. Free with pg_model_free.
  * The file is memory-mapped and every header field, string, array and tensor extent is checked
  * against its size before use. Thread-safe (loads share nothing).
- * Errors: PG_ERR_INVALID_ARGUMENT (NULL out, bad struct_size, no path at all), PG_ERR_IO (cannot
- * open or map), PG_ERR_FORMAT (malformed GGUF, wrong architecture, missing tensor or key, wrong
- * shape — the message names the key or tensor and the file offset), PG_ERR_UNSUPPORTED (a tensor
- * type, device or feature this build lacks), PG_ERR_OUT_OF_MEMORY. */
+ * LoRA (p->lora_path, needs llm_path): a llama.cpp-style adapter GGUF (docs/format.md §2:
+ * general.architecture "llama", general.type "adapter", adapter.type "lora", optional f32
+ * adapter.lora.alpha; tensors `<weight>.lora_a` ne {n_in, r} and `<weight>.lora_b` ne {r, n_out}
+ * in pairs, for blk.N.{attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down}.weight and
+ * output.weight) is checked completely, then merged: W + scale·B·A computed in float32 with
+ * scale = lora_scale·alpha/r, or lora_scale when alpha is missing or 0 (llama.cpp's rule). Each
+ * merged matrix is a heap copy in the base weight's type (a quantized base is re-quantized, row
+ * by row); the other weights stay mapped, and a tied LM head is merged without changing the
+ * token embedding. lora_scale 0 checks the adapter and leaves the weights as they are. The
+ * adapter file is not kept open.
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL out, bad struct_size, no path at all, lora_path without
+ * llm_path, non-finite lora_scale), PG_ERR_IO (cannot open or map the model or the adapter),
+ * PG_ERR_FORMAT (malformed GGUF, wrong architecture, missing tensor or key, wrong shape — the
+ * message names the key or tensor and the file offset; for the adapter: a wrong or missing key,
+ * a tensor that is not half of a lora_a/lora_b pair, a weight the model does not have, a shape
+ * or rank mismatch, no LoRA tensor at all — named with the adapter's path), PG_ERR_UNSUPPORTED
+ * (a tensor type, device or feature this build lacks), PG_ERR_OUT_OF_MEMORY. */
 PG_API pg_status pg_model_load(const char *llm_path, const pg_model_params *p, pg_model **out);
 
 /* Frees a model and everything it owns. Every session of the model must have been freed first.

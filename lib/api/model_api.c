@@ -1,6 +1,7 @@
 /*
  * model_api.c — pg_model_*, pg_tokenize, pg_token_to_piece: argument checks and loading.
  */
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include "api/error.h"
 #include "internal.h"
+#include "models/lora.h"
 
 /* Sizes of the first released versions of the params structs: a caller may never pass less. */
 #define MODEL_PARAMS_V1_SIZE (offsetof(pg_model_params, lora_scale) + sizeof(float))
@@ -61,16 +63,18 @@ pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_mo
     if (p.n_threads < 0 || p.n_threads > 1024)
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: n_threads %d out of range "
                             "[0, 1024]", p.n_threads);
+    if (p.lora_path && !llm_path)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: lora_path '%s' without an "
+                            "LLM path (the adapter merges into the LLM)", p.lora_path);
+    if (!isfinite(p.lora_scale))
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: lora_scale %g is not "
+                            "finite", p.lora_scale);
     if (p.device == PG_DEVICE_CUDA)
         return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: the CUDA backend is not "
                             "available in this version (use PG_DEVICE_CPU or AUTO)");
     if (p.encoder_path)
         return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: encoder_path '%s': ImageBind "
                             "encoders are not available in this version", p.encoder_path);
-    if (p.lora_path)
-        return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: lora_path '%s': LoRA adapters "
-                            "are not available in this version (merge at conversion)",
-                            p.lora_path);
 
     pg_model *m = calloc(1, sizeof *m);
     if (!m) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "pg_model_load: cannot allocate");
@@ -80,8 +84,9 @@ pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_mo
     gguf_file *f;
     pg_status s = gguf_open(llm_path, &f);
     if (s == PG_OK) s = llama_model_load(f, &m->llm);
+    if (s == PG_OK && p.lora_path) s = llama_lora_apply(m->llm, p.lora_path, p.lora_scale);
     if (s != PG_OK) {
-        free(m);
+        pg_model_free(m);
         return s;
     }
     *out = m;

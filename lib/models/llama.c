@@ -249,6 +249,8 @@ void llama_model_free(llama_model *m) {
     pg_vocab_free(m->vocab);
     free(m->w.layers);
     free(m->norm_store);
+    for (int32_t i = 0; i < m->n_lora_store; i++) free(m->lora_store[i]);
+    free(m->lora_store);
     gguf_close(m->file);
     free(m);
 }

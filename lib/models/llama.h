@@ -53,6 +53,9 @@ typedef struct llama_model {
     pg_vocab *vocab;
     gguf_file *file;      /* owns the mapping every weight points into */
     float *norm_store;    /* norm weights converted to F32 when the file stores them otherwise */
+    void **lora_store;    /* (n_lora_store) matrices with a LoRA merged in (lora.c): the weights
+                             that point there no longer point into the mapping */
+    int32_t n_lora_store;
     uint64_t weight_bytes;/* bytes of every matrix read per decoded token (all but token_embd) */
 } llama_model;
 
