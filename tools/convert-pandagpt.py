@@ -359,6 +359,11 @@ class Delta:
 
     def check_lora(self, vicuna, rank):
         H, kv = vicuna.n_embd, vicuna.n_head_kv * vicuna.head_dim
+        ranks = sorted({t.shape[0] for (_, _, ab), t in self.lora.items()
+                        if ab == "A" and len(t.shape) == 2})
+        if len(ranks) == 1 and ranks != [rank]:  # one consistent rank, not the expected one
+            raise ConvertError(f"{self.path}: the LoRA has rank {ranks[0]} "
+                               f"but --lora-r is {rank}")
         problems = []
         for i in range(vicuna.n_layer):
             for p in "qkvo":
