@@ -8,7 +8,7 @@
  * from (seed, tensor name, row), so the file is the same whatever the thread count or the order
  * the writer asks for bytes in, and an F16 file holds the F32 file's values rounded.
  * Tensor bytes are produced while the file is written (gguf_writer_add_tensor_fill), by all
- * online cores, so 7B-sized files stream without being held in memory.
+ * online cores, so 7B-sized files stream without being held in memory (tools/random_tensor.h).
  */
 #ifndef PG_RANDOM_LLAMA_H
 #define PG_RANDOM_LLAMA_H

@@ -72,9 +72,6 @@ pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_mo
     if (p.device == PG_DEVICE_CUDA)
         return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: the CUDA backend is not "
                             "available in this version (use PG_DEVICE_CPU or AUTO)");
-    if (p.encoder_path)
-        return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: encoder_path '%s': ImageBind "
-                            "encoders are not available in this version", p.encoder_path);
 
     pg_model *m = calloc(1, sizeof *m);
     if (!m) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "pg_model_load: cannot allocate");
@@ -82,9 +79,20 @@ pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_mo
     m->n_threads = p.n_threads ? p.n_threads : online_cores();
 
     gguf_file *f;
-    pg_status s = gguf_open(llm_path, &f);
-    if (s == PG_OK) s = llama_model_load(f, &m->llm);
-    if (s == PG_OK && p.lora_path) s = llama_lora_apply(m->llm, p.lora_path, p.lora_scale);
+    pg_status s = PG_OK;
+    if (llm_path) {
+        if ((s = gguf_open(llm_path, &f)) == PG_OK) s = llama_model_load(f, &m->llm);
+        if (s == PG_OK && p.lora_path) s = llama_lora_apply(m->llm, p.lora_path, p.lora_scale);
+    }
+    if (s == PG_OK && p.encoder_path) {
+        if ((s = gguf_open(p.encoder_path, &f)) == PG_OK) s = imagebind_model_load(f, &m->enc);
+        if (s == PG_OK && m->llm && m->enc->has_llama_proj &&
+            m->enc->proj_n_out != m->llm->hp.n_embd)
+            s = pg_set_error(PG_ERR_FORMAT, "pg_model_load: llama_proj of '%s' maps to %d "
+                             "dimensions but the LLM '%s' has %d (a 7B delta with a 13B "
+                             "Vicuna?)", p.encoder_path, m->enc->proj_n_out, llm_path,
+                             m->llm->hp.n_embd);
+    }
     if (s != PG_OK) {
         pg_model_free(m);
         return s;
@@ -96,12 +104,13 @@ pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_mo
 void pg_model_free(pg_model *m) {
     if (!m) return;
     llama_model_free(m->llm);
+    imagebind_model_free(m->enc);
     free(m);
 }
 
 int32_t pg_model_n_vocab(const pg_model *m) { return m && m->llm ? m->llm->hp.n_vocab : 0; }
 int32_t pg_model_n_embd(const pg_model *m) { return m && m->llm ? m->llm->hp.n_embd : 0; }
-int32_t pg_model_embed_dim(const pg_model *m) { (void)m; return 0; }
+int32_t pg_model_embed_dim(const pg_model *m) { return m && m->enc ? m->enc->dim : 0; }
 
 pg_status pg_tokenize(const pg_model *m, const char *text, size_t len, int add_bos,
                       int32_t *tokens, size_t cap, size_t *n_tokens) {

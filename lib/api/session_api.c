@@ -75,6 +75,7 @@ void pg_session_free(pg_session *s) {
     if (!s) return;
     chat_free(s->chat);
     if (s->backend) llama_state_free(s->state, s->backend);
+    if (s->backend) imagebind_state_free(s->enc_state, s->backend);
     pg_backend_free(s->backend);
     free(s);
 }
@@ -105,6 +106,26 @@ static pg_status check_generate(const pg_generate_params *g) {
     return PG_OK;
 }
 
+/* The session's encoder state, made at the first turn with media (the backend's scratch grows
+ * to the encoders' shapes then). */
+static pg_status session_encoder(pg_session *s) {
+    const pg_model *m = s->model;
+    if (!m->enc)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_session_chat: media given, but the "
+                            "model has no encoder (pg_model_params.encoder_path)");
+    if (!m->enc->has_llama_proj)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_session_chat: the encoder file has no "
+                            "llama_proj (convert it with --delta)");
+    if (s->enc_state) return PG_OK;
+    int max_rows, max_ctx;
+    int64_t max_n_in;
+    imagebind_scratch_needs(m->enc, 0, &max_rows, &max_n_in, &max_ctx);
+    pg_status st = pg_backend_cpu_reserve(s->backend, max_rows, max_n_in, max_ctx);
+    if (st == PG_OK) st = imagebind_state_new(m->enc, s->backend, 0, &s->enc_state);
+    if (st != PG_OK) pg_error_prefix(st, "pg_session_chat");
+    return st;
+}
+
 pg_status pg_session_chat(pg_session *s, const char *user_text, pg_media *const *media,
                           size_t n_media, const pg_generate_params *user,
                           pg_token_callback cb, void *user_data) {
@@ -114,9 +135,10 @@ pg_status pg_session_chat(pg_session *s, const char *user_text, pg_media *const 
     if (n_media && !media)
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_session_chat: media is NULL but "
                             "n_media is %zu", n_media);
-    if (n_media)
-        return pg_set_error(PG_ERR_UNSUPPORTED, "pg_session_chat: media inputs are not "
-                            "available in this version (ImageBind encoders come in 0.2)");
+    for (size_t i = 0; i < n_media; i++)
+        if (!media[i])
+            return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_session_chat: media[%zu] is NULL",
+                                i);
     pg_generate_params g;
     pg_generate_params_init(&g);
     pg_status st;
@@ -125,15 +147,30 @@ pg_status pg_session_chat(pg_session *s, const char *user_text, pg_media *const 
         return st;
     if ((st = check_generate(&g))) return st;
 
+    /* The conversation's modality vector is made once, at the first turn with media, and reused
+     * by every later turn until pg_session_reset, as PandaGPT's demo does (spec §2.4): media
+     * given to a later turn are not encoded. */
+    float *slot = NULL;
+    if (n_media && !chat_has_modality(s->chat)) {
+        if ((st = session_encoder(s))) return st;
+        slot = malloc(sizeof(float) * (size_t)s->model->llm->hp.n_embd);
+        if (!slot) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "pg_session_chat: modality row");
+        if ((st = pg_media_slot(s->model, s->enc_state, s->backend, media, n_media, slot))) {
+            free(slot);
+            return st;
+        }
+    }
     chat_turn_args a = {
         .user_text = user_text,
-        .modality = NULL,
+        .modality = slot,
         .max_tokens = g.max_tokens,
         .sampling = {g.temperature, g.top_k, g.top_p, g.repeat_penalty, g.seed},
         .cb = cb,
         .user_data = user_data,
     };
-    return chat_turn(s->chat, s->model->llm, s->state, s->backend, &a);
+    st = chat_turn(s->chat, s->model->llm, s->state, s->backend, &a);
+    free(slot);
+    return st;
 }
 
 pg_status pg_session_answer(const pg_session *s, char *buf, size_t cap, size_t *len) {

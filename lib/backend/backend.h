@@ -72,6 +72,26 @@ typedef struct pg_backend_ops {
     void (*add)(pg_backend *b, float *y, const float *x, size_t n);
     /* dst[i] = src[i] for i < n floats (backend to backend). */
     void (*copy)(pg_backend *b, float *dst, const float *src, size_t n);
+
+    /* ---- encoder ops (ImageBind, spec §5.0) ---- */
+    /* y[i][:] = (x[i][:] - mean) / sqrt(var + eps) * w + bias over n rows of dim, with the
+     * row's biased variance (torch.nn.LayerNorm); y may equal x. */
+    void (*layernorm)(pg_backend *b, float *y, const float *x, const float *w, const float *bias,
+                      int n, int dim, float eps);
+    /* x[i] = 0.5·x[i]·(1 + erf(x[i]/√2)) for i < n, in place (exact GELU, not the tanh form). */
+    void (*gelu)(pg_backend *b, float *x, size_t n);
+    /* y[i][:] += bias[:] over n rows of dim. */
+    void (*add_bias)(pg_backend *b, float *y, const float *bias, int n, int dim);
+    /* Attention of n_q queries over n_kv keys/values, every query seeing every key (or, with
+     * causal nonzero, query t seeing keys 0..t + n_kv - n_q; then n_kv >= n_q):
+     *   q    row t at q + t*q_stride, head h in columns h*head_dim .. (h+1)*head_dim - 1
+     *   k, v row p at k + p*kv_stride, v + p*kv_stride, heads split the same way
+     *   out  [n_q][n_head*head_dim], contiguous; it overlaps none of q, k, v
+     * scale = 1/sqrt(head_dim); softmax in float32 with the max subtracted. The strides let q, k
+     * and v be column slices of one fused [rows][3E] projection. */
+    void (*attention_full)(pg_backend *b, float *out, const float *q, const float *k,
+                           const float *v, int n_q, int n_kv, size_t q_stride, size_t kv_stride,
+                           int n_head, int head_dim, int causal);
 } pg_backend_ops;
 
 struct pg_backend {
@@ -86,8 +106,9 @@ void pg_backend_free(pg_backend *b);
 int pg_backend_cpu_threads(const pg_backend *b);
 /* Sizes the CPU backend's per-thread scratch for the largest shapes the caller will use: batched
  * matmul/matmul_add over weights of up to max_n_in inputs, attention over up to max_ctx
- * positions (max_rows, the largest n of one call, is recorded for future use). Call once after
- * pg_backend_cpu_new and before any op, never concurrently with ops; calling again only grows.
+ * positions (attention_full: n_kv), and max_rows, the largest n of one call (recorded for future
+ * use). Call once after pg_backend_cpu_new and before any op, never concurrently with ops;
+ * calling again only grows.
  * Ops never allocate: a shape beyond the reservation still computes correctly, on a slower path
  * that needs no scratch. PG_ERR_INVALID_ARGUMENT (not a CPU backend, negative sizes),
  * PG_ERR_OUT_OF_MEMORY. */

@@ -30,6 +30,7 @@
 #define MEDIA_MAX_AUDIO_SECONDS 3600              /* one hour */
 #define MEDIA_MAX_AUDIO_RATE   768000             /* Hz */
 #define MEDIA_MAX_CHANNELS     64
+#define MEDIA_MAX_AUDIO_SAMPLES ((size_t)1 << 28) /* frames × channels decoded: 1 GiB of floats */
 #define MEDIA_MAX_VIDEO_SECONDS 36000             /* ten hours */
 
 #define MEDIA_IMAGE_SIZE 224
@@ -50,6 +51,20 @@ struct pg_media {
     size_t n;          /* floats in data */
     float *data;       /* owned */
 };
+
+/* ---- media.c: the object and the dispatch (the public pg_media_* call these) ---- */
+const char *media_modality_name(pg_modality mod);
+void media_free(pg_media *m);
+/* The encoder's input tensor as given (shape rules of pg_media_from_tensor), copied. */
+pg_status media_from_tensor(pg_modality mod, const float *data, const int64_t *shape,
+                            int32_t n_dims, pg_media **out);
+pg_status media_from_rgb8(pg_modality mod, const uint8_t *rgb, int32_t width, int32_t height,
+                          pg_media **out);
+pg_status media_from_pcm(const float *pcm, size_t n_frames, int32_t n_channels,
+                         int32_t sample_rate, pg_media **out);
+/* Encoded bytes of a file of modality mod; what names them in messages. */
+pg_status media_load(pg_modality mod, const void *data, size_t size, const char *what,
+                     pg_media **out);
 
 /* A decoded 8-bit image: rows top to bottom, channels interleaved (3 = RGB, 1 = L). */
 typedef struct media_image8 {
@@ -81,6 +96,13 @@ pg_status media_audio_decode(const void *data, size_t size, const char *what, fl
  * out is [3,1,128,204]. */
 pg_status media_audio_preprocess(const float *pcm, size_t n_frames, int32_t n_channels,
                                  int32_t sample_rate, float *out);
+
+/* ---- depth.c (libpng; our convention, docs/media.md) ---- */
+/* A grey 8/16-bit PNG of disparity -> v/(2^bits-1), short side 224 (bilinear, no antialias),
+ * centre crop: out is [1,224,224]. */
+pg_status media_depth_load(const void *data, size_t size, const char *what, float *out);
+/* The same resize and crop of a float map of w×h. */
+pg_status media_depth_preprocess(const float *map, int32_t w, int32_t h, float *out);
 
 /* ---- video.c (FFmpeg: libavformat, libavcodec, libswscale) ---- */
 /* Decodes a video and preprocesses it as spec §5.2: out is [15,3,2,224,224]. */

@@ -343,7 +343,17 @@ static void test_session_errors(pg_model *m) {
     CHECK_STATUS(pg_session_chat(s, NULL, NULL, 0, &g, NULL, NULL), PG_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(pg_session_chat(s, "hi", NULL, 1, &g, NULL, NULL), PG_ERR_INVALID_ARGUMENT);
     pg_media *fake = NULL;
-    CHECK_STATUS(pg_session_chat(s, "hi", &fake, 1, &g, NULL, NULL), PG_ERR_UNSUPPORTED);
+    CHECK_STATUS(pg_session_chat(s, "hi", &fake, 1, &g, NULL, NULL), PG_ERR_INVALID_ARGUMENT);
+    float tensor[3 * 224 * 224] = {0};
+    int64_t ishape[3] = {3, 224, 224};
+    CHECK_OK(pg_media_from_tensor(PG_MODALITY_IMAGE, tensor, ishape, 3, &fake));
+    /* media, but no encoder loaded */
+    CHECK_STATUS(pg_session_chat(s, "hi", &fake, 1, &g, NULL, NULL), PG_ERR_INVALID_ARGUMENT);
+    CHECK_MSG(strstr(pg_last_error(), "encoder") != NULL, "%s", pg_last_error());
+    float emb[8];
+    CHECK_STATUS(pg_embed(m, fake, emb, 8), PG_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(pg_project(m, emb, 8, emb, 8), PG_ERR_INVALID_ARGUMENT);
+    pg_media_free(fake);
     g.struct_size = 0;
     CHECK_STATUS(pg_session_chat(s, "hi", NULL, 0, &g, NULL, NULL), PG_ERR_INVALID_ARGUMENT);
     pg_generate_params_init(&g);
@@ -377,10 +387,11 @@ static void test_session_errors(pg_model *m) {
     CHECK(t.n_prompt > 0 && t.n_generated == 4 && t.n_decode == 3);
     CHECK_STATUS(pg_session_reset(NULL), PG_ERR_INVALID_ARGUMENT);
 
-    /* media entry points say they are not there yet, and free(NULL)-style calls are no-ops */
+    /* a missing media file, and free(NULL)-style calls are no-ops */
     pg_media *media = (pg_media *)1;
-    CHECK_STATUS(pg_media_load_file(PG_MODALITY_IMAGE, "cat.jpg", &media), PG_ERR_UNSUPPORTED);
+    CHECK_STATUS(pg_media_load_file(PG_MODALITY_IMAGE, "no-such-cat.jpg", &media), PG_ERR_IO);
     CHECK(media == NULL);
+    CHECK_MSG(strstr(pg_last_error(), "no-such-cat.jpg") != NULL, "%s", pg_last_error());
     CHECK_EQ_INT(pg_model_embed_dim(m), 0);
     pg_media_free(NULL);
     pg_session_free(NULL);

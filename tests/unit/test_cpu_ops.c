@@ -8,6 +8,8 @@
  * quantisation. Attention covers decode (n = 1, pos0 > 0), prefill (n > 1), grouped-query heads,
  * and both the scores path (reserved context) and the no-scratch online path. RoPE is checked
  * against the exact formula and against ggml's float recurrence (which it must reproduce).
+ * The encoder ops (LayerNorm, exact GELU, add_bias, attention_full over strided fused Q/K/V,
+ * bidirectional with a bias_kv-style extra row, and causal) have their own float64 references.
  * Bound everywhere: max |got - ref| <= 1e-5 * max |ref|.
  */
 #ifndef _GNU_SOURCE
@@ -65,7 +67,7 @@ static double rel_err(const float *got, const double *ref, size_t n) {
 }
 
 /* The worst error seen per op, printed at the end. */
-static struct { const char *op; double worst; } worst[16];
+static struct { const char *op; double worst; } worst[32];
 static int n_worst = 0;
 
 static void record(const char *op, double err, double tol, const char *where) {
@@ -382,6 +384,131 @@ static void test_elementwise(pg_backend *b, int nth, size_t n) {
     b->ops->free(b, d);
 }
 
+/* ---- encoder ops --------------------------------------------------------------------------- */
+
+static void test_layernorm(pg_backend *b, int nth, int n, int dim, int in_place, float offset) {
+    const float eps = 9.99999997e-07f;
+    float *x = balloc(b, (size_t)n * dim), *y = balloc(b, (size_t)n * dim);
+    float *w = balloc(b, dim), *bias = balloc(b, dim);
+    double *ref = malloc(sizeof(double) * (size_t)n * dim);
+    for (size_t i = 0; i < (size_t)n * dim; i++) x[i] = offset + 3.0f * rnd();
+    for (int i = 0; i < dim; i++) {
+        w[i] = 1.0f + 0.1f * rnd();
+        bias[i] = 0.5f * rnd();
+    }
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * dim;
+        double mean = 0, var = 0;
+        for (int i = 0; i < dim; i++) mean += xr[i];
+        mean /= dim;
+        for (int i = 0; i < dim; i++) var += (xr[i] - mean) * (xr[i] - mean);
+        var /= dim;
+        for (int i = 0; i < dim; i++)
+            ref[(size_t)r * dim + i] = (xr[i] - mean) / sqrt(var + (double)eps) * w[i] + bias[i];
+    }
+    float *dst = in_place ? x : y;
+    if (!in_place) poison(y, (size_t)n * dim);
+    b->ops->layernorm(b, dst, x, w, bias, n, dim, eps);
+    char where[96];
+    snprintf(where, sizeof where, "n=%d dim=%d in_place=%d offset=%g threads=%d", n, dim,
+             in_place, offset, nth);
+    record("layernorm", rel_err(dst, ref, (size_t)n * dim), 1e-6, where);
+    free(ref);
+    b->ops->free(b, x);
+    b->ops->free(b, y);
+    b->ops->free(b, w);
+    b->ops->free(b, bias);
+}
+
+static void test_gelu(pg_backend *b, int nth, size_t n) {
+    float *x = balloc(b, n);
+    double *ref = malloc(sizeof(double) * n);
+    fill(x, n, 6.0f);
+    /* 1 + erf(x) cancels for x << 0 (in torch too): the max-relative bound needs a row whose
+     * largest output is well-conditioned, so a lone value is positive */
+    if (n == 1) x[0] = 1.25f;
+    if (n > 2) x[0] = 0.0f, x[1] = -12.0f; /* erf saturates: exactly 0 / tiny negatives */
+    for (size_t i = 0; i < n; i++) ref[i] = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+    b->ops->gelu(b, x, n);
+    char where[48];
+    snprintf(where, sizeof where, "n=%zu threads=%d", n, nth);
+    record("gelu", rel_err(x, ref, n), 1e-6, where);
+    /* elementwise relative bound on the positive half, where GELU is not near 0 */
+    double worst_el = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ref[i] > 0.1) {
+            double e = fabs(x[i] - ref[i]) / ref[i];
+            if (e > worst_el) worst_el = e;
+        }
+    record("gelu(elementwise)", worst_el, 1e-6, where);
+    free(ref);
+    b->ops->free(b, x);
+}
+
+static void test_add_bias(pg_backend *b, int nth, int n, int dim) {
+    float *y = balloc(b, (size_t)n * dim), *bias = balloc(b, dim);
+    double *ref = malloc(sizeof(double) * (size_t)n * dim);
+    fill(y, (size_t)n * dim, 2.0f);
+    fill(bias, dim, 1.0f);
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < dim; i++)
+            ref[(size_t)r * dim + i] = (double)y[(size_t)r * dim + i] + bias[i];
+    b->ops->add_bias(b, y, bias, n, dim);
+    char where[64];
+    snprintf(where, sizeof where, "n=%d dim=%d threads=%d", n, dim, nth);
+    record("add_bias", rel_err(y, ref, (size_t)n * dim), 1e-7, where);
+    free(ref);
+    b->ops->free(b, y);
+    b->ops->free(b, bias);
+}
+
+/* attention_full on one fused buffer [n_kv][3E (+pad)] as the encoder lays it out: q, k, v are
+ * its column slices; with extra > 0 the last rows hold keys/values only (bias_kv). */
+static void test_attention_full(pg_backend *b, int nth, int n_q, int extra, int n_head,
+                                int head_dim, int pad, int causal, const char *path) {
+    const int n_kv = n_q + extra, E = n_head * head_dim;
+    const size_t stride = (size_t)3 * E + (size_t)pad;
+    float *qkv = balloc(b, (size_t)n_kv * stride), *out = balloc(b, (size_t)n_q * E);
+    double *ref = malloc(sizeof(double) * (size_t)n_q * E), *s = malloc(sizeof(double) * n_kv);
+    fill(qkv, (size_t)n_kv * stride, 2.0f);
+    for (int p = 0; p < n_kv; p++) /* the padding columns must never be read */
+        for (int i = 3 * E; i < (int)stride; i++) qkv[(size_t)p * stride + i] = NAN;
+    for (int p = n_q; p < n_kv; p++) /* nor the query columns of key-only rows */
+        for (int i = 0; i < E; i++) qkv[(size_t)p * stride + i] = NAN;
+    poison(out, (size_t)n_q * E);
+    const double scale = 1.0 / sqrt((double)head_dim);
+    for (int t = 0; t < n_q; t++)
+        for (int h = 0; h < n_head; h++) {
+            const float *qh = qkv + (size_t)t * stride + (size_t)h * head_dim;
+            const int m = causal ? t + 1 + extra : n_kv;
+            double mx = -INFINITY, sum = 0;
+            for (int p = 0; p < m; p++) {
+                const float *kh = qkv + (size_t)p * stride + E + (size_t)h * head_dim;
+                double d = 0;
+                for (int i = 0; i < head_dim; i++) d += (double)qh[i] * kh[i];
+                s[p] = d * scale;
+                if (s[p] > mx) mx = s[p];
+            }
+            for (int p = 0; p < m; p++) sum += (s[p] = exp(s[p] - mx));
+            for (int i = 0; i < head_dim; i++) {
+                double o = 0;
+                for (int p = 0; p < m; p++)
+                    o += s[p] * qkv[(size_t)p * stride + 2 * (size_t)E + (size_t)h * head_dim + i];
+                ref[((size_t)t * n_head + h) * head_dim + i] = o / sum;
+            }
+        }
+    b->ops->attention_full(b, out, qkv, qkv + E, qkv + 2 * E, n_q, n_kv, stride, stride, n_head,
+                           head_dim, causal);
+    char where[128];
+    snprintf(where, sizeof where, "%s n_q=%d n_kv=%d heads=%d hd=%d pad=%d causal=%d threads=%d",
+             path, n_q, n_kv, n_head, head_dim, pad, causal, nth);
+    record("attention_full", rel_err(out, ref, (size_t)n_q * E), TOL, where);
+    free(ref);
+    free(s);
+    b->ops->free(b, qkv);
+    b->ops->free(b, out);
+}
+
 static void test_memory(pg_backend *b) {
     void *p = NULL;
     CHECK_OK(b->ops->alloc(b, 0, &p));
@@ -418,6 +545,8 @@ static void test_backend(int nth) {
     test_attention(b, nth, 5, 3, 8, 2, 20, "online");
     /* matmul batch without a reservation: F32 blocks in place, others per-row pg_vec_dot */
     test_matmul(b, nth, 64, 37, 7, 0);
+    test_attention_full(b, nth, 57, 1, 4, 16, 0, 0, "online");
+    test_attention_full(b, nth, 20, 0, 2, 12, 5, 1, "online");
 
     CHECK_OK(pg_backend_cpu_reserve(b, 64, 512, 256));
     CHECK_STATUS(pg_backend_cpu_reserve(b, -1, 0, 0), PG_ERR_INVALID_ARGUMENT);
@@ -455,6 +584,25 @@ static void test_backend(int nth) {
     test_elementwise(b, nth, 7);
     test_elementwise(b, nth, 5000);
     test_elementwise(b, nth, 40003);
+
+    test_layernorm(b, nth, 1, 64, 0, 0.0f);
+    test_layernorm(b, nth, 7, 100, 0, 0.0f);
+    test_layernorm(b, nth, 257, 64, 1, 0.0f);   /* many rows: the parallel path */
+    test_layernorm(b, nth, 3, 1280, 0, 20.0f);  /* a large mean: two-pass variance */
+    test_layernorm(b, nth, 2, 13, 1, -5.0f);
+    test_gelu(b, nth, 1);
+    test_gelu(b, nth, 777);
+    test_gelu(b, nth, 40003);
+    test_add_bias(b, nth, 1, 48);
+    test_add_bias(b, nth, 229, 144);
+    test_add_bias(b, nth, 5, 7);
+    test_attention_full(b, nth, 1, 0, 4, 16, 0, 0, "scores");   /* one query, one key */
+    test_attention_full(b, nth, 57, 0, 4, 16, 0, 0, "scores");  /* vision-like */
+    test_attention_full(b, nth, 57, 1, 4, 12, 3, 0, "scores");  /* bias_kv row, padded rows */
+    test_attention_full(b, nth, 77, 0, 2, 4, 0, 1, "scores");   /* text: causal */
+    test_attention_full(b, nth, 9, 2, 3, 20, 0, 1, "scores");   /* causal, n_kv > n_q */
+    test_attention_full(b, nth, 256, 0, 2, 8, 0, 0, "scores");  /* the reserved maximum */
+    test_attention_full(b, nth, 256, 1, 2, 8, 0, 0, "online");  /* one beyond it */
     pg_backend_free(b);
 }
 

@@ -10,6 +10,11 @@
  *   - attention scores are float dots times scale, softmax subtracts the max, sums expf in
  *     double and scales by (float)(1/sum) (ggml_vec_soft_max_f32), and V is accumulated in float;
  *   - SiLU is x/(1+expf(-x)).
+ * The encoder ops follow torch's CPU kernels where that is cheap:
+ *   - LayerNorm takes mean and biased variance of the row in double (two passes), then
+ *     y = float((x - mean) * rstd) * w + b; torch's float Welford differs by an ulp or two;
+ *   - GELU is the exact 0.5*x*(1 + erff(x/sqrt(2)));
+ *   - attention_full shares the causal op's softmax and V accumulation.
  * Dot products accumulate in float over 8 interleaved lanes so that -O2 vectorises them without
  * -ffast-math.
  *
@@ -39,6 +44,9 @@
 /* Elementwise ops below these sizes run on the calling thread: a pool run costs ~1-2 µs. */
 #define PAR_MIN_SILU 2048
 #define PAR_MIN_COPY 32768
+#define PAR_MIN_GELU 1024
+/* Rows of one norm/bias job below this many floats run on the calling thread. */
+#define PAR_MIN_ROWS_FLOATS 8192
 
 typedef struct cpu_backend {
     pg_backend base;
@@ -357,6 +365,68 @@ static void cpu_rmsnorm(pg_backend *b, float *y, const float *x, const float *w,
     else pg_pool_run(cpu_of(b)->pool, rmsnorm_task, &j);
 }
 
+static void layernorm_row(float *y, const float *x, const float *w, const float *bias, int dim,
+                          float eps) {
+    double s[4] = {0, 0, 0, 0};
+    int i = 0;
+    for (; i + 4 <= dim; i += 4)
+        for (int q = 0; q < 4; q++) s[q] += (double)x[i + q];
+    double sum = (s[0] + s[1]) + (s[2] + s[3]);
+    for (; i < dim; i++) sum += (double)x[i];
+    const double mean = sum / dim;
+    double v[4] = {0, 0, 0, 0};
+    for (i = 0; i + 4 <= dim; i += 4)
+        for (int q = 0; q < 4; q++) {
+            const double d = (double)x[i + q] - mean;
+            v[q] += d * d;
+        }
+    double var = (v[0] + v[1]) + (v[2] + v[3]);
+    for (; i < dim; i++) var += ((double)x[i] - mean) * ((double)x[i] - mean);
+    const double rstd = 1.0 / sqrt(var / dim + (double)eps);
+    for (i = 0; i < dim; i++) y[i] = (float)(((double)x[i] - mean) * rstd) * w[i] + bias[i];
+}
+
+typedef struct ln_job {
+    float *y;
+    const float *x, *w, *bias;
+    int n, dim;
+    float eps;
+} ln_job;
+
+static void layernorm_task(void *ctx, int ith, int nth) {
+    const ln_job *j = ctx;
+    int64_t r0, r1;
+    split_range(j->n, ith, nth, 1, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++)
+        layernorm_row(j->y + r * j->dim, j->x + r * j->dim, j->w, j->bias, j->dim, j->eps);
+}
+
+static void cpu_layernorm(pg_backend *b, float *y, const float *x, const float *w,
+                          const float *bias, int n, int dim, float eps) {
+    if (n <= 0 || dim <= 0) return;
+    ln_job j = {y, x, w, bias, n, dim, eps};
+    if (n == 1 || (size_t)n * (size_t)dim < PAR_MIN_ROWS_FLOATS) layernorm_task(&j, 0, 1);
+    else pg_pool_run(cpu_of(b)->pool, layernorm_task, &j);
+}
+
+static void add_bias_task(void *ctx, int ith, int nth) {
+    const ln_job *j = ctx;
+    int64_t r0, r1;
+    split_range(j->n, ith, nth, 1, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        float *restrict y = j->y + r * j->dim;
+        const float *restrict bias = j->bias;
+        for (int i = 0; i < j->dim; i++) y[i] += bias[i];
+    }
+}
+
+static void cpu_add_bias(pg_backend *b, float *y, const float *bias, int n, int dim) {
+    if (n <= 0 || dim <= 0) return;
+    ln_job j = {.y = y, .bias = bias, .n = n, .dim = dim};
+    if (n == 1 || (size_t)n * (size_t)dim < PAR_MIN_ROWS_FLOATS) add_bias_task(&j, 0, 1);
+    else pg_pool_run(cpu_of(b)->pool, add_bias_task, &j);
+}
+
 /* One row at position pos: each pair's angle (and its cosf/sinf) is computed once and applied
  * to that pair of every head. */
 static void rope_row(float *x, int n_head, int head_dim, int n_rot, int pos, float freq_base) {
@@ -483,13 +553,49 @@ static void cpu_attention(pg_backend *b, float *out, const float *q, const float
     pg_pool_run(j.c->pool, attn_task, &j);
 }
 
+/* attention_full: the job's n is n_q; n_kv, the strides and causal are its own. */
+typedef struct attn_full_job {
+    attn_job a;
+    int n_kv, causal;
+    size_t q_stride, kv_stride;
+} attn_full_job;
+
+static void attn_full_task(void *ctx, int ith, int nth) {
+    const attn_full_job *f = ctx;
+    const attn_job *j = &f->a;
+    const int hd = j->head_dim;
+    const size_t out_stride = (size_t)j->n_head * (size_t)hd;
+    float *s = thread_scratch(j->c, ith);
+    const int64_t items = (int64_t)j->n * j->n_head;
+    for (int64_t it = ith; it < items; it += nth) {
+        const int t = (int)(it / j->n_head), h = (int)(it % j->n_head);
+        const int n_kv = f->causal ? t + 1 + (f->n_kv - j->n) : f->n_kv;
+        const float *qh = j->q + (size_t)t * f->q_stride + (size_t)h * (size_t)hd;
+        const float *kh = j->k + (size_t)h * (size_t)hd;
+        const float *vh = j->v + (size_t)h * (size_t)hd;
+        float *o = j->out + (size_t)t * out_stride + (size_t)h * (size_t)hd;
+        if (s && n_kv <= j->c->max_ctx) attn_head_scores(j, o, qh, kh, vh, f->kv_stride, n_kv, s);
+        else attn_head_online(j, o, qh, kh, vh, f->kv_stride, n_kv);
+    }
+}
+
+static void cpu_attention_full(pg_backend *b, float *out, const float *q, const float *k,
+                               const float *v, int n_q, int n_kv, size_t q_stride,
+                               size_t kv_stride, int n_head, int head_dim, int causal) {
+    if (n_q <= 0 || n_kv <= 0 || n_head <= 0 || head_dim <= 0 || (causal && n_kv < n_q)) return;
+    attn_full_job f = {{cpu_of(b), out, q, k, v, n_q, 0, n_head, n_head, head_dim,
+                        1.0f / sqrtf((float)head_dim)},
+                       n_kv, causal != 0, q_stride, kv_stride};
+    pg_pool_run(f.a.c->pool, attn_full_task, &f);
+}
+
 /* ---- elementwise ------------------------------------------------------------------------ */
 
 typedef struct elem_job {
     float *y;
     const float *x;
     size_t n;
-    int kind; /* 0 silu_mul, 1 add, 2 copy */
+    int kind; /* 0 silu_mul, 1 add, 2 copy, 3 gelu */
 } elem_job;
 
 static void elem_range(const elem_job *j, size_t i0, size_t i1) {
@@ -501,6 +607,10 @@ static void elem_range(const elem_job *j, size_t i0, size_t i1) {
         break;
     case 1:
         for (size_t i = i0; i < i1; i++) y[i] += x[i];
+        break;
+    case 3: /* torch's order: x * 0.5 * (1 + erf(x * float(M_SQRT1_2))) */
+        for (size_t i = i0; i < i1; i++)
+            y[i] = y[i] * 0.5f * (1.0f + erff(y[i] * (float)M_SQRT1_2));
         break;
     default:
         if (i1 > i0) memmove(y + i0, x + i0, (i1 - i0) * sizeof(float));
@@ -535,6 +645,10 @@ static void cpu_copy(pg_backend *b, float *dst, const float *src, size_t n) {
     elem_run(b, dst, src, n, 2, PAR_MIN_COPY);
 }
 
+static void cpu_gelu(pg_backend *b, float *x, size_t n) {
+    elem_run(b, x, NULL, n, 3, PAR_MIN_GELU);
+}
+
 /* ---- the backend -------------------------------------------------------------------------- */
 
 static void cpu_destroy(pg_backend *b);
@@ -556,6 +670,10 @@ static const pg_backend_ops cpu_ops = {
     .silu_mul = cpu_silu_mul,
     .add = cpu_add,
     .copy = cpu_copy,
+    .layernorm = cpu_layernorm,
+    .gelu = cpu_gelu,
+    .add_bias = cpu_add_bias,
+    .attention_full = cpu_attention_full,
 };
 
 pg_status pg_backend_cpu_new(int n_threads, pg_backend **out) {
