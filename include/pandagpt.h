@@ -150,6 +150,9 @@ PG_API void pg_model_params_init(pg_model_params *p);
  * by row); the other weights stay mapped, and a tied LM head is merged without changing the
  * token embedding. lora_scale 0 checks the adapter and leaves the weights as they are. The
  * adapter file is not kept open.
+ * Encoders (p->encoder_path): an `imagebind` GGUF (docs/format.md §3: the towers it lists and,
+ * when converted with the PandaGPT delta, llama_proj), mapped like the LLM. With both files,
+ * llama_proj's output size must equal the LLM's hidden size.
  * Errors: PG_ERR_INVALID_ARGUMENT (NULL out, bad struct_size, no path at all, lora_path without
  * llm_path, non-finite lora_scale), PG_ERR_IO (cannot open or map the model or the adapter),
  * PG_ERR_FORMAT (malformed GGUF, wrong architecture, missing tensor or key, wrong shape — the
@@ -170,7 +173,8 @@ PG_API int32_t pg_model_n_vocab(const pg_model *m);
 /* The LLM hidden size (4096 for 7B, 5120 for 13B); 0 for an embedding-only model or NULL. */
 PG_API int32_t pg_model_n_embd(const pg_model *m);
 
-/* The ImageBind joint embedding size (1024 for imagebind_huge); 0 when no encoder is loaded. */
+/* The ImageBind joint embedding size (1024 for imagebind_huge); 0 when no encoder is loaded.
+ * pg_embed writes this many floats. */
 PG_API int32_t pg_model_embed_dim(const pg_model *m);
 
 /* ---------------------------------------------------------------------------------------------
@@ -197,33 +201,70 @@ PG_API pg_status pg_token_to_piece(const pg_model *m, int32_t token, char *buf, 
                                    size_t *len);
 
 /* ---------------------------------------------------------------------------------------------
- * Media (ImageBind inputs). Decoding and encoders arrive with libpandagpt 0.2; in this version
- * these functions return PG_ERR_UNSUPPORTED.
+ * Media (ImageBind inputs; docs/media.md)
+ *
+ * A pg_media holds the encoder's input tensor, preprocessed exactly as PandaGPT does it (spec §5):
+ * decoding, resizing, cropping, resampling and the fbank happen when the media is made, so one
+ * media can be embedded or chatted about many times. A media is immutable and may be used from
+ * any number of threads at once. Decoders come from kept libraries (libjpeg-turbo, libpng,
+ * libsndfile, FFmpeg); a build without one answers PG_ERR_UNSUPPORTED for its formats, naming the
+ * library. Inputs beyond the documented limits (2 GiB of bytes, 16384 pixels a side, an hour of
+ * audio, ten hours of video) are refused with PG_ERR_INVALID_ARGUMENT before anything is
+ * allocated for them; corrupt or truncated data gives PG_ERR_FORMAT. No decoder prints.
  * ------------------------------------------------------------------------------------------- */
 
-/* Decodes a file and preprocesses it exactly as PandaGPT does for mod. *out gets a new media to
- * free with pg_media_free. */
+/* Decodes a file and preprocesses it as PandaGPT does for mod:
+ *   IMAGE    JPEG or PNG: Pillow's RGB conversion, bicubic short side 224, centre crop, CLIP
+ *            mean/std (bit-exact with Pillow + torchvision);
+ *   THERMAL  JPEG or PNG as Pillow "L", same resize and crop, no normalisation;
+ *   AUDIO    any format libsndfile reads: resampled to 16 kHz as torchaudio does, 3 clips of 2 s,
+ *            128-bin Kaldi fbank, 204 frames, normalised;
+ *   VIDEO    any container/codec FFmpeg reads: 5 clips × 3 spatial crops of 2 frames;
+ *   DEPTH    a grey 8/16-bit PNG of disparity (our convention, docs/media.md);
+ *   IMU      no file format: use pg_media_from_tensor.
+ * *out gets a new media (NULL on failure) to free with pg_media_free.
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL arguments, bad modality, limits), PG_ERR_IO (cannot
+ * read path), PG_ERR_FORMAT (not that kind of file, corrupt), PG_ERR_UNSUPPORTED (this build lacks
+ * the decoder, IMU, a CMYK JPEG), PG_ERR_OUT_OF_MEMORY. Thread-safe. */
 PG_API pg_status pg_media_load_file(pg_modality mod, const char *path, pg_media **out);
-/* Same, from encoded bytes in memory (the bytes are not kept). */
+/* Same, from encoded bytes in memory (not kept after the call). Messages say "memory". */
 PG_API pg_status pg_media_load_memory(pg_modality mod, const void *data, size_t size,
                                       pg_media **out);
-/* Interleaved 8-bit RGB pixels, rows top to bottom (IMAGE or THERMAL), then the same
- * preprocessing as a decoded file. */
+/* Interleaved 8-bit RGB pixels, rows top to bottom (IMAGE or THERMAL; THERMAL converts them to
+ * Pillow's "L" first), then the same preprocessing as a decoded file. The pixels are not kept.
+ * Errors: PG_ERR_INVALID_ARGUMENT (another modality, NULL rgb, size outside 1..16384 a side). */
 PG_API pg_status pg_media_from_rgb8(pg_modality mod, const uint8_t *rgb, int32_t width,
                                     int32_t height, pg_media **out);
-/* Interleaved float PCM in [-1, 1] (AUDIO), then resampling and fbank as for a file. */
+/* Interleaved float PCM in [-1, 1] (AUDIO) at any rate, then resampling, clips and fbank as for a
+ * file (only channel 0 reaches the fbank; the mean subtracted covers all channels, as upstream).
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL, 0 or > 64 channels, rate outside 1..768000 Hz, fewer
+ * than 25 ms of samples, more than an hour, a non-finite sample). */
 PG_API pg_status pg_media_from_pcm(const float *interleaved, size_t n_frames, int32_t n_channels,
                                    int32_t sample_rate, pg_media **out);
-/* The encoder's input tensor itself, already preprocessed, C order float32: IMAGE [3,224,224],
- * VIDEO [clips,3,2,224,224], AUDIO [clips,1,128,204], DEPTH [1,224,224], THERMAL [1,224,224],
- * IMU [6,2000]; a leading batch dimension of 1 is accepted. The data is copied. */
+/* The encoder's input tensor itself, already preprocessed, C order float32 (copied):
+ * IMAGE [3,224,224], VIDEO [clips,3,2,224,224], AUDIO [clips,1,128,204] (clips 1..64),
+ * DEPTH [1,224,224] (disparity in [0, 1]), THERMAL [1,224,224], IMU [6,N] (N = 2000 is used as
+ * is, any other N >= 2 is linearly resampled to 2000 samples); a leading batch dimension of 1 is
+ * accepted. Errors: PG_ERR_INVALID_ARGUMENT (NULL, another shape — the message gives the
+ * expected one —, a non-finite value). */
 PG_API pg_status pg_media_from_tensor(pg_modality mod, const float *data, const int64_t *shape,
                                       int32_t n_dims, pg_media **out);
 /* Frees a media. NULL is a no-op. */
 PG_API void pg_media_free(pg_media *media);
-/* The ImageBind vector PandaGPT feeds to llama_proj (spec §5.9), n_out >= pg_model_embed_dim. */
+/* The ImageBind vector PandaGPT feeds to llama_proj (spec §5.9): IMAGE the L2-normalised vision
+ * embedding; VIDEO the mean of its 15 clips' normalised vectors; AUDIO the mean of its 3 clips'
+ * normalised vectors (without upstream ImageBind's ×20, as PandaGPT); THERMAL normalised ×10;
+ * DEPTH and IMU normalised ×5 (upstream's factors; PandaGPT cannot reach them).
+ *   out, n_out  at least pg_model_embed_dim floats.
+ * Runs on the CPU with the model's n_threads, in its own scratch: safe to call concurrently on
+ * one model, and alongside sessions.
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL, no encoder, n_out too small), PG_ERR_UNSUPPORTED (the
+ * encoder file lacks that tower), PG_ERR_OUT_OF_MEMORY. */
 PG_API pg_status pg_embed(pg_model *m, const pg_media *media, float *out, size_t n_out);
-/* Applies llama_proj (1024 -> n_embd, with bias) to one embedding. */
+/* Applies llama_proj to one embedding: out[H] = W·embed + b, with n == pg_model_embed_dim and
+ * n_out >= H (the LLM's hidden size, from the encoder file). A chat turn sums these over its
+ * media, each carrying its own bias (spec §1). Thread-safe.
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL, no encoder or no llama_proj in it, wrong sizes). */
 PG_API pg_status pg_project(pg_model *m, const float *embed, size_t n, float *out, size_t n_out);
 
 /* ---------------------------------------------------------------------------------------------
@@ -278,15 +319,22 @@ typedef int (*pg_token_callback)(const char *piece, size_t len, int32_t token, v
  * "##" token (the start of the next "### Human:"), at EOS, or after max_tokens; the answer is
  * trimmed as PandaGPT trims it (the last two generated tokens are dropped).
  *   user_text  NUL-terminated UTF-8, not NULL (may be empty)
- *   media      n_media inputs, or NULL when n_media is 0. In this version media is unsupported.
+ *   media      n_media inputs (any mix of modalities), or NULL when n_media is 0. Each is
+ *              encoded (pg_embed), projected (pg_project) and the results summed into the one
+ *              modality slot of the prompt. The first turn that brings media fixes the
+ *              conversation's modality vector: later turns reuse it and media given to them are
+ *              NOT encoded, exactly as PandaGPT's demo caches it (spec §2.4); call
+ *              pg_session_reset to talk about other media. A turn without any media so far uses
+ *              the text-only template (docs/chat.md).
  *   g          sampling options, or NULL for the demo defaults
  *   cb         may be NULL; the concatenation of the pieces it receives equals the final answer
  *              (pg_session_answer) exactly.
  * On PG_OK the turn (question and answer) joins the session's history. On any error the history
  * is unchanged and the session stays usable; the KV cache may keep the evaluated prompt, which a
  * later turn reuses where it matches.
- * Errors: PG_ERR_INVALID_ARGUMENT (NULL s or user_text, bad struct_size, media without n_media),
- * PG_ERR_UNSUPPORTED (media in this version), PG_ERR_CONTEXT_FULL (prompt or answer does not fit
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL s or user_text, bad struct_size, media NULL with n_media,
+ * a NULL media, media but no encoder or no llama_proj), PG_ERR_UNSUPPORTED (the encoder file lacks
+ * a tower), PG_ERR_CONTEXT_FULL (prompt or answer does not fit
  * in n_ctx; call pg_session_reset), PG_ERR_CANCELLED (cb returned nonzero). */
 PG_API pg_status pg_session_chat(pg_session *s, const char *user_text, pg_media *const *media,
                                  size_t n_media, const pg_generate_params *g, pg_token_callback cb,

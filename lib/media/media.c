@@ -13,10 +13,6 @@
 
 #include "api/error.h"
 
-/* TEMPORARY while lib/media/video.c is being written: remove with it. */
-__attribute__((weak)) pg_status media_video_load(const void *data, size_t size, const char *what,
-                                                 float *out);
-
 #define MEDIA_MAX_CLIPS 64       /* clips of an AUDIO / VIDEO tensor */
 #define MEDIA_MAX_IMU_SAMPLES (1 << 24)
 
@@ -268,11 +264,6 @@ pg_status media_load(pg_modality mod, const void *data, size_t size, const char 
                             MEDIA_IMAGE_SIZE};
         if ((s = media_new(mod, MEDIA_VIDEO_CLIPS * MEDIA_VIDEO_CROPS, 5, shape, out)))
             return s;
-        if (!media_video_load) {
-            media_free(*out);
-            *out = NULL;
-            return pg_set_error(PG_ERR_UNSUPPORTED, "%s: video (in progress)", what);
-        }
         if ((s = media_video_load(data, size, what, (*out)->data))) {
             media_free(*out);
             *out = NULL;
