@@ -5,12 +5,15 @@
  * Outputs are poisoned with NaN before each op, so an element an op forgets to write fails.
  * Matmul, matmul_add and get_rows run over all five weight types; their reference is the
  * dequantised weight (pg_dequantize_row) in double, so the bound measures the op, not the
- * quantisation. Attention covers decode (n = 1, pos0 > 0), prefill (n > 1), grouped-query heads,
- * and both the scores path (reserved context) and the no-scratch online path. RoPE is checked
+ * quantisation. The batched matmul's GEMM path (gemm.h) is also driven alone over awkward
+ * shapes, each kernel (portable and AVX2) explicitly, on 1 and 3 threads. Attention covers
+ * decode (n = 1, pos0 > 0), prefill (n > 1), grouped-query heads, and both the scores path
+ * (reserved context) and the no-scratch online path. RoPE is checked
  * against the exact formula and against ggml's float recurrence (which it must reproduce).
  * The encoder ops (LayerNorm, exact GELU, add_bias, attention_full over strided fused Q/K/V,
  * bidirectional with a bias_kv-style extra row, and causal) have their own float64 references.
- * Bound everywhere: max |got - ref| <= 1e-5 * max |ref|.
+ * Bound everywhere: max |got - ref| <= 1e-5 * max |ref| (for the GEMM shapes, a scale that
+ * cannot cancel to zero; see test_gemm_shapes).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* clock_gettime, nanosleep under -std=c11 */
@@ -28,6 +31,7 @@
 #include "check.h"
 
 #include "backend/backend.h"
+#include "backend/cpu/gemm.h"
 #include "backend/cpu/threadpool.h"
 #include "gguf/dtype.h"
 
@@ -57,6 +61,18 @@ static void poison(float *x, size_t n) {
 /* max |got - ref| / max |ref|; infinite when an element is not finite. */
 static double rel_err(const float *got, const double *ref, size_t n) {
     double md = 0.0, mr = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) return INFINITY;
+        double d = fabs((double)got[i] - ref[i]);
+        if (d > md) md = d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return mr > 0 ? md / mr : md;
+}
+
+/* rel_err with the scale at least floor: max |got - ref| / max(max |ref|, floor). */
+static double rel_err_floor(const float *got, const double *ref, size_t n, double floor) {
+    double md = 0.0, mr = floor;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(got[i])) return INFINITY;
         double d = fabs((double)got[i] - ref[i]);
@@ -220,6 +236,117 @@ static void test_matmul(pg_backend *b, int nth, int64_t n_in, int64_t n_out, int
         b->ops->free(b, y);
         weight_free(&tw);
     }
+}
+
+/* The GEMM path over every combination of awkward shapes: n not a multiple of the tile rows
+ * (6 AVX2, 4 portable) nor of the 72-row block, n_out not a multiple of 16 (and a single output,
+ * where the threads split the tokens instead), n_in not a multiple of 8 or of the 256 slice, and
+ * more outputs than one 256-row block. Every n goes through the GEMM (min_rows 1). The reference
+ * is computed once per shape and type; each kernel x thread count x {matmul, matmul_add} is
+ * checked against it, and the worst error of each kernel and type is printed.
+ * The scale of the bound is max |ref| or, if larger, the largest root-sum-square of one output's
+ * products: with one or two outputs (n = 1, n_out = 1) max |ref| can be a sum that cancelled to
+ * near zero, whose relative error no summation order keeps small; with many outputs the two
+ * scales agree. */
+static void test_gemm_shapes(void) {
+    static const int ns[] = {1, 2, 5, 6, 7, 13, 64, 257};
+    static const int64_t n_ins[] = {1, 7, 32, 33, 100, 1176, 1280};
+    static const int64_t n_outs[] = {1, 15, 16, 17, 100, 384};
+    static const int threads[] = {1, 3};
+    static const struct { pg_gemm_kernel k; const char *name; } kernels[] = {
+        {PG_GEMM_GENERIC, "generic"}, {PG_GEMM_AVX2, "avx2"}};
+    const int n_kernels = pg_gemm_avx2_usable() ? 2 : 1;
+    const int64_t max_n = 257, max_in = 1280, max_out = 384;
+    enum { N_TYPES = sizeof all_types / sizeof all_types[0] };
+    double worst_k[2][N_TYPES] = {{0}};
+    int cases_k[2][N_TYPES] = {{0}};
+    if (n_kernels == 1) printf("gemm: AVX2+FMA not usable here, portable kernel only\n");
+
+    pg_backend *b[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(pg_backend_cpu_new(threads[i], &b[i]));
+        if (!b[i]) return;
+        CHECK_OK(pg_backend_cpu_reserve(b[i], (int)max_n, max_in, 0));
+    }
+    float *x = balloc(b[0], (size_t)(max_n * max_in));
+    float *y = balloc(b[0], (size_t)(max_n * max_out));
+    float *y0 = balloc(b[0], (size_t)(max_n * max_out));
+    double *ref = malloc(sizeof(double) * (size_t)(max_n * max_out));
+    double *ref_add = malloc(sizeof(double) * (size_t)(max_n * max_out));
+    fill(x, (size_t)(max_n * max_in), 1.0f);
+    fill(y0, (size_t)(max_n * max_out), 1.0f);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t t = all_types[ti];
+        for (size_t ii = 0; ii < sizeof n_ins / sizeof n_ins[0]; ii++) {
+            const int64_t n_in = n_ins[ii];
+            if (n_in % pg_dtype_block_elems(t)) continue;
+            for (size_t oi = 0; oi < sizeof n_outs / sizeof n_outs[0]; oi++) {
+                const int64_t n_out = n_outs[oi];
+                test_weight tw;
+                weight_make(&tw, t, n_in, n_out);
+                for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                    const int n = ns[ni];
+                    const size_t len = (size_t)n * (size_t)n_out;
+                    double rss = 0.0; /* the largest root-sum-square of one output's products */
+                    for (int i = 0; i < n; i++)
+                        for (int64_t r = 0; r < n_out; r++) {
+                            double acc = 0.0, sq = 0.0;
+                            for (int64_t k = 0; k < n_in; k++) {
+                                const double p = tw.ref[r * n_in + k] * x[i * n_in + k];
+                                acc += p;
+                                sq += p * p;
+                            }
+                            if (sqrt(sq) > rss) rss = sqrt(sq);
+                            ref[i * n_out + r] = acc;
+                            ref_add[i * n_out + r] = acc + y0[i * n_out + r];
+                        }
+                    for (int ki = 0; ki < n_kernels; ki++)
+                        for (int bi = 0; bi < 2; bi++)
+                            for (int add = 0; add < 2; add++) {
+                                CHECK_OK(pg_backend_cpu_set_gemm(b[bi], kernels[ki].k, 1));
+                                double err;
+                                if (add) {
+                                    memcpy(y, y0, len * sizeof(float));
+                                    b[bi]->ops->matmul_add(b[bi], &tw.w, x, y, n);
+                                    err = rel_err_floor(y, ref_add, len, rss);
+                                } else {
+                                    poison(y, len);
+                                    b[bi]->ops->matmul(b[bi], &tw.w, x, y, n);
+                                    err = rel_err_floor(y, ref, len, rss);
+                                }
+                                char where[128];
+                                snprintf(where, sizeof where,
+                                         "%s %s n=%d n_in=%lld n_out=%lld threads=%d",
+                                         kernels[ki].name, pg_dtype_name(t), n,
+                                         (long long)n_in, (long long)n_out, threads[bi]);
+                                record(add ? "gemm matmul_add" : "gemm matmul", err, TOL, where);
+                                if (err > worst_k[ki][ti]) worst_k[ki][ti] = err;
+                                cases_k[ki][ti]++;
+                            }
+                }
+                weight_free(&tw);
+            }
+        }
+    }
+    for (int ki = 0; ki < n_kernels; ki++)
+        for (size_t ti = 0; ti < N_TYPES; ti++)
+            printf("gemm %-7s %-4s max relative error %.3g over %d cases\n", kernels[ki].name,
+                   pg_dtype_name(all_types[ti]), worst_k[ki][ti], cases_k[ki][ti]);
+
+    /* the test hook's own contract */
+    CHECK_STATUS(pg_backend_cpu_set_gemm(NULL, PG_GEMM_AUTO, 0), PG_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(pg_backend_cpu_set_gemm(b[0], PG_GEMM_AUTO, -1), PG_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(pg_backend_cpu_set_gemm(b[0], (pg_gemm_kernel)7, 0), PG_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(pg_backend_cpu_set_gemm(b[0], PG_GEMM_AVX2, 0),
+                 pg_gemm_avx2_usable() ? PG_OK : PG_ERR_UNSUPPORTED);
+    CHECK_OK(pg_backend_cpu_set_gemm(b[0], PG_GEMM_AUTO, 0));
+
+    free(ref);
+    free(ref_add);
+    b[0]->ops->free(b[0], x);
+    b[0]->ops->free(b[0], y);
+    b[0]->ops->free(b[0], y0);
+    for (int i = 0; i < 2; i++) pg_backend_free(b[i]);
 }
 
 static void test_get_rows(pg_backend *b, int nth) {
@@ -543,7 +670,7 @@ static void test_backend(int nth) {
     /* attention without a reservation: the online-softmax path */
     test_attention(b, nth, 1, 9, 4, 4, 16, "online");
     test_attention(b, nth, 5, 3, 8, 2, 20, "online");
-    /* matmul batch without a reservation: F32 blocks in place, others per-row pg_vec_dot */
+    /* matmul batch without a reservation: the GEMM has no scratch, so per-row pg_vec_dot */
     test_matmul(b, nth, 64, 37, 7, 0);
     test_attention_full(b, nth, 57, 1, 4, 16, 0, 0, "online");
     test_attention_full(b, nth, 20, 0, 2, 12, 5, 1, "online");
@@ -553,7 +680,7 @@ static void test_backend(int nth) {
 
     static const struct { int64_t n_in, n_out; int n; } mm[] = {
         {64, 37, 1}, {64, 37, 7}, {96, 3, 2}, {40, 19, 5}, {256, 130, 3},
-        {512, 67, 1}, {512, 67, 9}, {1024, 21, 4}, /* 1024 > reserved n_in: fallback */
+        {512, 67, 1}, {512, 67, 9}, {1024, 21, 4}, {1024, 21, 8}, /* n_in > reserved: fine */
     };
     for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) {
         test_matmul(b, nth, mm[i].n_in, mm[i].n_out, mm[i].n, 0);
@@ -610,6 +737,7 @@ int main(void) {
     for (int nth = 1; nth <= 3; nth++) test_pool(nth);
     for (int nth = 1; nth <= 3; nth++) test_pool_shared(nth);
     for (int nth = 1; nth <= 3; nth++) test_backend(nth);
+    test_gemm_shapes();
     pg_backend *b = NULL;
     CHECK_STATUS(pg_backend_cpu_new(-1, &b), PG_ERR_INVALID_ARGUMENT);
     CHECK_OK(pg_backend_cpu_new(0, &b));

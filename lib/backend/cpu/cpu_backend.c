@@ -16,10 +16,11 @@
  *   - GELU is the exact 0.5*x*(1 + erff(x/sqrt(2)));
  *   - attention_full shares the causal op's softmax and V accumulation.
  * Dot products accumulate in float over 8 interleaved lanes so that -O2 vectorises them without
- * -ffast-math.
+ * -ffast-math. Batched matmul is a register-blocked GEMM (gemm.h) over weight rows expanded to
+ * float, AVX2+FMA where the CPU has it: its sums run in another order than the dot products'.
  *
- * Memory discipline: ops never allocate. Scratch (one region per thread: dequantised weight
- * rows for batched matmul, attention scores) is sized by pg_backend_cpu_reserve; an op whose
+ * Memory discipline: ops never allocate. Scratch (one region per thread: the GEMM's expanded
+ * and packed weights, attention scores) is sized by pg_backend_cpu_reserve; an op whose
  * shape exceeds the reservation takes a slower path that needs no scratch (per-row pg_vec_dot,
  * online softmax), so results stay correct either way.
  */
@@ -34,13 +35,19 @@
 
 #include "api/error.h"
 #include "backend/backend.h"
+#include "backend/cpu/gemm.h"
 #include "backend/cpu/threadpool.h"
 #include "gguf/dtype.h"
 
-/* Batched matmul dequantises this many floats of weight rows per thread at a time (256 kB): the
- * block stays in L2 while every token of the batch is multiplied with it. */
-#define MATMUL_BLOCK_FLOATS 65536
-#define MATMUL_MAX_BLOCK_ROWS 64
+/* Batched matmul hands the GEMM blocks of this many weight rows; other types than F32 are
+ * expanded to float one PG_GEMM_KC slice of the block at a time, so the scratch is
+ * MATMUL_NC x PG_GEMM_KC floats of panel plus the GEMM's pack buffer (584 kB), whatever n_in. */
+#define MATMUL_NC 256
+/* Batches of fewer rows take the matrix-vector path (pg_vec_dot per output and row): below these
+ * the GEMM's expanding and packing of the weights costs more than it saves. Measured crossovers
+ * on 4096 x 4096 weights, 1 and 2 threads (docs/perf.md): F32 3-4, Q4_0 4, F16/BF16/Q8_0 6-9. */
+#define MATMUL_GEMM_MIN_ROWS_CHEAP 4 /* F32, Q4_0 */
+#define MATMUL_GEMM_MIN_ROWS 6
 /* Elementwise ops below these sizes run on the calling thread: a pool run costs ~1-2 µs. */
 #define PAR_MIN_SILU 2048
 #define PAR_MIN_COPY 32768
@@ -54,7 +61,9 @@ typedef struct cpu_backend {
     int n_threads;
     float *scratch;        /* n_threads regions of scratch_stride floats, 64-byte aligned */
     size_t scratch_stride; /* floats per thread, a multiple of 16 */
-    int64_t max_n_in;      /* batched matmul dequantises rows up to this n_in */
+    pg_gemm_fn gemm;       /* the batched-matmul kernel: pg_gemm_avx2 where usable */
+    int gemm_min_rows;     /* batches of fewer rows take the matrix-vector path; 0: by type */
+    int64_t max_n_in;      /* recorded: the GEMM's scratch does not depend on n_in */
     int max_ctx;           /* attention keeps scores for up to this many positions */
     int max_rows;
 } cpu_backend;
@@ -110,26 +119,6 @@ static float dot_f32(const float *restrict w, const float *restrict x, int64_t n
     for (; k < n; k++) s += w[k] * x[k];
     return s;
 }
-
-/* Four weight rows against one input: x is loaded once for four products. */
-static void dot4_f32(const float *restrict w0, const float *restrict w1,
-                     const float *restrict w2, const float *restrict w3,
-                     const float *restrict x, int64_t n, float out[4]) {
-    v4f l0 = {0, 0, 0, 0}, h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-        const v4f xl = v4_load(x + k), xh = v4_load(x + k + 4);
-        l0 += v4_load(w0 + k) * xl;
-        h0 += v4_load(w0 + k + 4) * xh;
-        l1 += v4_load(w1 + k) * xl;
-        h1 += v4_load(w1 + k + 4) * xh;
-        l2 += v4_load(w2 + k) * xl;
-        h2 += v4_load(w2 + k + 4) * xh;
-        l3 += v4_load(w3 + k) * xl;
-        h3 += v4_load(w3 + k + 4) * xh;
-    }
-    float s0 = v4_hsum8(l0, h0), s1 = v4_hsum8(l1, h1);
-    float s2 = v4_hsum8(l2, h2), s3 = v4_hsum8(l3, h3);
 #else
 static float dot_f32(const float *restrict w, const float *restrict x, int64_t n) {
     float a[8] = {0};
@@ -140,34 +129,7 @@ static float dot_f32(const float *restrict w, const float *restrict x, int64_t n
     for (; k < n; k++) s += w[k] * x[k];
     return s;
 }
-
-static void dot4_f32(const float *restrict w0, const float *restrict w1,
-                     const float *restrict w2, const float *restrict w3,
-                     const float *restrict x, int64_t n, float out[4]) {
-    float a0[8] = {0}, a1[8] = {0}, a2[8] = {0}, a3[8] = {0};
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-        for (int j = 0; j < 8; j++) {
-            float xv = x[k + j];
-            a0[j] += w0[k + j] * xv;
-            a1[j] += w1[k + j] * xv;
-            a2[j] += w2[k + j] * xv;
-            a3[j] += w3[k + j] * xv;
-        }
-    }
-    float s0 = hsum8(a0), s1 = hsum8(a1), s2 = hsum8(a2), s3 = hsum8(a3);
 #endif
-    for (; k < n; k++) {
-        s0 += w0[k] * x[k];
-        s1 += w1[k] * x[k];
-        s2 += w2[k] * x[k];
-        s3 += w3[k] * x[k];
-    }
-    out[0] = s0;
-    out[1] = s1;
-    out[2] = s2;
-    out[3] = s3;
-}
 
 /* ---- memory ----------------------------------------------------------------------------- */
 
@@ -210,24 +172,19 @@ typedef struct matmul_job {
     const float *x;
     float *y;
     int n;
-    int add; /* matmul_add: y += instead of y = */
+    int add;  /* matmul_add: y += instead of y = */
+    int gemm; /* the GEMM path (else matrix-vector) */
 } matmul_job;
 
 static inline void store(float *y, float v, int add) { *y = add ? *y + v : v; }
 
-static int64_t matmul_block_rows(int64_t n_in) {
-    int64_t rb = (MATMUL_BLOCK_FLOATS / (n_in > 0 ? n_in : 1)) & ~(int64_t)3;
-    if (rb < 4) rb = 4;
-    if (rb > MATMUL_MAX_BLOCK_ROWS) rb = MATMUL_MAX_BLOCK_ROWS;
-    return rb;
+/* Floats of scratch the GEMM path needs per thread. */
+static size_t matmul_scratch_floats(void) {
+    return pg_gemm_pack_floats(MATMUL_NC) + (size_t)MATMUL_NC * PG_GEMM_KC;
 }
 
-/* Floats of scratch the batched matmul needs per thread for rows of n_in inputs. */
-static size_t matmul_scratch_floats(int64_t n_in) {
-    return (size_t)(matmul_block_rows(n_in) * n_in);
-}
-
-/* One token (decode): each output is one pg_vec_dot, streaming the weight rows once. */
+/* A few tokens (decode): each output is one pg_vec_dot, streaming the weight rows once per
+ * token. */
 static void matmul_rows_vec(const matmul_job *j, int64_t r0, int64_t r1) {
     const pg_weight *w = j->w;
     const uint8_t *base = w->data;
@@ -240,64 +197,68 @@ static void matmul_rows_vec(const matmul_job *j, int64_t r0, int64_t r1) {
     }
 }
 
-/* A batch: a block of rows is expanded to float once (F32 rows are used in place), then every
- * token of the batch is multiplied with it, four rows at a time. */
-static void matmul_rows_block(const matmul_job *j, float *scratch, int64_t r0, int64_t r1) {
+/* A batch: tokens [t0, t1) times weight rows [r0, r1), MATMUL_NC rows at a time. F32 rows go
+ * to the GEMM in place; other types are expanded to float slice by slice (every weight element
+ * once per call), and the slices' products accumulate into y. */
+static void matmul_rows_gemm(const matmul_job *j, float *scratch, int64_t t0, int64_t t1,
+                             int64_t r0, int64_t r1) {
     const pg_weight *w = j->w;
-    const int64_t n_in = w->n_in, n_out = w->n_out;
+    const int64_t n_in = w->n_in, n_out = w->n_out, n = t1 - t0;
     const uint8_t *base = w->data;
-    const int64_t rb = matmul_block_rows(n_in);
-    const int in_place = w->type == PG_DTYPE_F32;
-    const size_t stride = in_place ? w->row_bytes / sizeof(float) : (size_t)n_in;
-
-    for (int64_t rs = r0; rs < r1; rs += rb) {
-        const int64_t nr = r1 - rs < rb ? r1 - rs : rb;
-        const float *wb;
-        if (in_place) {
-            wb = (const float *)(base + (size_t)rs * w->row_bytes);
-        } else {
-            for (int64_t i = 0; i < nr; i++)
-                pg_dequantize_row(w->type, base + (size_t)(rs + i) * w->row_bytes,
-                                  scratch + (size_t)i * stride, n_in);
-            wb = scratch;
+    const float *x = j->x + (size_t)t0 * (size_t)n_in;
+    float *y = j->y + (size_t)t0 * (size_t)n_out;
+    float *pack = scratch, *panel = scratch + pg_gemm_pack_floats(MATMUL_NC);
+    const int64_t be = pg_dtype_block_elems(w->type);
+    const size_t bb = pg_dtype_block_bytes(w->type);
+    for (int64_t rs = r0; rs < r1; rs += MATMUL_NC) {
+        const int64_t nr = r1 - rs < MATMUL_NC ? r1 - rs : MATMUL_NC;
+        const uint8_t *rows = base + (size_t)rs * w->row_bytes;
+        if (w->type == PG_DTYPE_F32) {
+            j->c->gemm(n, nr, n_in, x, (size_t)n_in, (const float *)rows,
+                       w->row_bytes / sizeof(float), y + rs, (size_t)n_out, j->add, pack);
+            continue;
         }
-        for (int t = 0; t < j->n; t++) {
-            const float *x = j->x + (size_t)t * (size_t)n_in;
-            float *y = j->y + (size_t)t * (size_t)n_out + rs;
-            int64_t i = 0;
-            for (; i + 4 <= nr; i += 4) {
-                float d[4];
-                const float *wi = wb + (size_t)i * stride;
-                dot4_f32(wi, wi + stride, wi + 2 * stride, wi + 3 * stride, x, n_in, d);
-                for (int q = 0; q < 4; q++) store(&y[i + q], d[q], j->add);
-            }
-            for (; i < nr; i++) store(&y[i], dot_f32(wb + (size_t)i * stride, x, n_in), j->add);
+        for (int64_t k0 = 0; k0 < n_in; k0 += PG_GEMM_KC) {
+            const int64_t kc = n_in - k0 < PG_GEMM_KC ? n_in - k0 : PG_GEMM_KC;
+            const uint8_t *slice = rows + (size_t)(k0 / be) * bb; /* k0: a whole block */
+            for (int64_t i = 0; i < nr; i++)
+                pg_dequantize_row(w->type, slice + (size_t)i * w->row_bytes, panel + i * kc, kc);
+            j->c->gemm(n, nr, kc, x + k0, (size_t)n_in, panel, (size_t)kc, y + rs,
+                       (size_t)n_out, j->add || k0 > 0, pack);
         }
     }
 }
 
 static void matmul_task(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
-    const pg_weight *w = j->w;
-    int64_t r0, r1;
-    if (j->n == 1) {
-        split_range(w->n_out, ith, nth, 1, &r0, &r1);
+    const int64_t n_out = j->w->n_out;
+    int64_t r0, r1, t0, t1;
+    if (!j->gemm) {
+        split_range(n_out, ith, nth, 1, &r0, &r1);
         matmul_rows_vec(j, r0, r1);
         return;
     }
-    split_range(w->n_out, ith, nth, 4, &r0, &r1);
-    if (r0 >= r1) return;
-    if (w->type == PG_DTYPE_F32 || w->n_in <= j->c->max_n_in)
-        matmul_rows_block(j, thread_scratch(j->c, ith), r0, r1);
-    else
-        matmul_rows_vec(j, r0, r1); /* n_in beyond the reservation: no scratch needed */
+    /* strips of 16 outputs go to the threads; with fewer strips than threads, tokens are split
+     * too (each part expanding the same weights) */
+    const int64_t strips = (n_out + PG_GEMM_NR - 1) / PG_GEMM_NR;
+    const int row_parts = strips < nth ? (int)strips : nth, tok_parts = nth / row_parts;
+    if (ith >= row_parts * tok_parts) return;
+    split_range(n_out, ith % row_parts, row_parts, PG_GEMM_NR, &r0, &r1);
+    split_range(j->n, ith / row_parts, tok_parts, 6, &t0, &t1);
+    if (r0 < r1 && t0 < t1) matmul_rows_gemm(j, thread_scratch(j->c, ith), t0, t1, r0, r1);
 }
 
 static void matmul_run(pg_backend *b, const pg_weight *w, const float *x, float *y, int n,
                        int add) {
     if (n <= 0 || w->n_out <= 0) return;
-    matmul_job j = {cpu_of(b), w, x, y, n, add};
-    pg_pool_run(j.c->pool, matmul_task, &j);
+    cpu_backend *c = cpu_of(b);
+    const int cheap = w->type == PG_DTYPE_F32 || w->type == PG_DTYPE_Q4_0;
+    const int min_rows = c->gemm_min_rows ? c->gemm_min_rows
+                         : cheap          ? MATMUL_GEMM_MIN_ROWS_CHEAP
+                                          : MATMUL_GEMM_MIN_ROWS;
+    const int gemm = n >= min_rows && w->n_in > 0 && c->scratch_stride >= matmul_scratch_floats();
+    matmul_job j = {c, w, x, y, n, add, gemm};
+    pg_pool_run(c->pool, matmul_task, &j);
 }
 
 static void cpu_matmul(pg_backend *b, const pg_weight *w, const float *x, float *y, int n) {
@@ -696,6 +657,7 @@ pg_status pg_backend_cpu_new(int n_threads, pg_backend **out) {
         return pg_error_prefix(st, "cpu backend");
     }
     c->n_threads = n_threads;
+    c->gemm = pg_gemm_avx2_usable() ? pg_gemm_avx2 : pg_gemm_generic;
     c->base.ops = &cpu_ops;
     c->base.impl = c;
     *out = &c->base;
@@ -714,13 +676,7 @@ pg_status pg_backend_cpu_reserve(pg_backend *b, int max_rows, int64_t max_n_in, 
     if (max_ctx < c->max_ctx) max_ctx = c->max_ctx;
     if (max_rows < c->max_rows) max_rows = c->max_rows;
 
-    /* a smaller n_in may take more rows per block: cover the largest block of any n_in <= max
-     * (matmul_block_rows keeps rows * n_in <= max(MATMUL_BLOCK_FLOATS, 4 * n_in)) */
-    size_t need = 0;
-    if (max_n_in > 0) {
-        need = matmul_scratch_floats(max_n_in);
-        if (need < MATMUL_BLOCK_FLOATS) need = MATMUL_BLOCK_FLOATS;
-    }
+    size_t need = max_n_in > 0 ? matmul_scratch_floats() : 0;
     if ((size_t)max_ctx > need) need = (size_t)max_ctx;
     need = (need + 15) & ~(size_t)15;
     if (need > c->scratch_stride) {
@@ -753,4 +709,22 @@ static void cpu_destroy(pg_backend *b) {
 int pg_backend_cpu_threads(const pg_backend *b) {
     if (!b || b->ops != &cpu_ops) return 0;
     return ((const cpu_backend *)b->impl)->n_threads;
+}
+
+pg_status pg_backend_cpu_set_gemm(pg_backend *b, pg_gemm_kernel k, int min_rows) {
+    if (!b || b->ops != &cpu_ops)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_backend_cpu_set_gemm: not a CPU backend");
+    if (min_rows < 0 || (k != PG_GEMM_AUTO && k != PG_GEMM_GENERIC && k != PG_GEMM_AVX2))
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT,
+                            "pg_backend_cpu_set_gemm: bad kernel %d or min_rows %d", (int)k,
+                            min_rows);
+    const int avx2 = pg_gemm_avx2_usable();
+    if (k == PG_GEMM_AVX2 && !avx2)
+        return pg_set_error(PG_ERR_UNSUPPORTED,
+                            "pg_backend_cpu_set_gemm: AVX2+FMA not usable on this CPU or build");
+    cpu_backend *c = cpu_of(b);
+    c->gemm = k == PG_GEMM_GENERIC || (k == PG_GEMM_AUTO && !avx2) ? pg_gemm_generic
+                                                                   : pg_gemm_avx2;
+    c->gemm_min_rows = min_rows;
+    return PG_OK;
 }
