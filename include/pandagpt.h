@@ -119,8 +119,10 @@ typedef enum pg_modality {
 /* Options for pg_model_load. Fields of the first version, in this order; later versions append. */
 typedef struct pg_model_params {
     uint32_t struct_size;     /* sizeof(pg_model_params) as the caller compiled it */
-    pg_device device;         /* default PG_DEVICE_AUTO */
-    int32_t cuda_device;      /* CUDA device ordinal; default 0 */
+    pg_device device;         /* default PG_DEVICE_AUTO: CUDA when this build has it and a
+                                 device is present, else the CPU */
+    int32_t cuda_device;      /* CUDA device ordinal; default 0; read only when the model goes
+                                 to CUDA, then it must be a present device */
     int32_t n_threads;        /* CPU worker threads per session; 0 (default) = all online cores */
     const char *encoder_path; /* ImageBind + llama_proj GGUF, or NULL (default) */
     const char *lora_path;    /* LoRA adapter GGUF merged into the LLM at load, or NULL
@@ -159,7 +161,12 @@ PG_API void pg_model_params_init(pg_model_params *p);
  * message names the key or tensor and the file offset; for the adapter: a wrong or missing key,
  * a tensor that is not half of a lora_a/lora_b pair, a weight the model does not have, a shape
  * or rank mismatch, no LoRA tensor at all — named with the adapter's path), PG_ERR_UNSUPPORTED
- * (a tensor type, device or feature this build lacks), PG_ERR_OUT_OF_MEMORY. */
+ * (a tensor type, device or feature this build lacks; PG_DEVICE_CUDA in a build without CUDA), PG_ERR_OUT_OF_MEMORY
+ * (host memory, or device memory for the weights: the message gives the bytes needed and free),
+ * PG_ERR_DEVICE (PG_DEVICE_CUDA with no CUDA device present — the message says why — or a copy
+ * to the device failed), and PG_ERR_INVALID_ARGUMENT for a cuda_device that is not present.
+ * On CUDA the weights (LoRA merged first) are copied to the device at load; llama_proj stays on
+ * the host. */
 PG_API pg_status pg_model_load(const char *llm_path, const pg_model_params *p, pg_model **out);
 
 /* Frees a model and everything it owns. Every session of the model must have been freed first.
@@ -256,10 +263,12 @@ PG_API void pg_media_free(pg_media *media);
  * normalised vectors (without upstream ImageBind's ×20, as PandaGPT); THERMAL normalised ×10;
  * DEPTH and IMU normalised ×5 (upstream's factors; PandaGPT cannot reach them).
  *   out, n_out  at least pg_model_embed_dim floats.
- * Runs on the CPU with the model's n_threads, in its own scratch: safe to call concurrently on
- * one model, and alongside sessions.
+ * Runs on the model's device, in its own scratch: safe to call concurrently on one model, and
+ * alongside sessions. On the CPU it uses the model's n_threads; on CUDA the first call makes a
+ * stream and encoder buffers that the model keeps for later calls (freed by pg_model_free), and
+ * a call made while another uses them makes its own for that call.
  * Errors: PG_ERR_INVALID_ARGUMENT (NULL, no encoder, n_out too small), PG_ERR_UNSUPPORTED (the
- * encoder file lacks that tower), PG_ERR_OUT_OF_MEMORY. */
+ * encoder file lacks that tower), PG_ERR_OUT_OF_MEMORY, PG_ERR_DEVICE. */
 PG_API pg_status pg_embed(pg_model *m, const pg_media *media, float *out, size_t n_out);
 /* Applies llama_proj to one embedding: out[H] = W·embed + b, with n == pg_model_embed_dim and
  * n_out >= H (the LLM's hidden size, from the encoder file). A chat turn sums these over its
@@ -281,9 +290,12 @@ PG_API void pg_session_params_init(pg_session_params *p);
 
 /* Creates a conversation on model m. p may be NULL for the defaults. The KV cache and every
  * scratch buffer are allocated here, once: decoding allocates nothing. The session keeps a
- * pointer to m, which must outlive it. Thread-safe with respect to m.
+ * pointer to m, which must outlive it. Thread-safe with respect to m. On CUDA each session has
+ * its own stream, so sessions of one model run concurrently on the device.
  * Errors: PG_ERR_INVALID_ARGUMENT (NULL m/out, bad struct_size, n_ctx < 0, embedding-only model),
- * PG_ERR_OUT_OF_MEMORY (the message gives the bytes asked for). */
+ * PG_ERR_OUT_OF_MEMORY (host or device; the message gives the bytes asked for), PG_ERR_DEVICE
+ * (the CUDA stream or cuBLAS handle cannot be made). Calls that run the model may also return
+ * PG_ERR_DEVICE when the device reports an error. */
 PG_API pg_status pg_session_new(pg_model *m, const pg_session_params *p, pg_session **out);
 
 /* Frees a session. NULL is a no-op. */

@@ -6,6 +6,10 @@
  * (type = pg_dtype: 0 F32, 1 F16, 30 BF16, 8 Q8_0, 2 Q4_0 — lib/gguf/dtype.h), row r of a weight
  * holding the n_in inputs of output r, row_bytes apart. Every kernel's semantics equal the CPU
  * op of the same name in lib/backend/backend.h, which is its oracle (tests/gpu).
+ * Arguments a kernel cannot take (NULL pointers, an unknown type, row_bytes too small for n_in,
+ * rows not 2-byte aligned (4 for F32), n > 8 for gemv, head_dim > 256, n_head not a multiple of
+ * n_head_kv, ...) return cudaErrorInvalidValue before any launch; empty work returns 0.
+ * The launch shapes and the indexing of every kernel are in the header comment of its .cu file.
  */
 #ifndef PG_KERNELS_H
 #define PG_KERNELS_H
@@ -37,9 +41,15 @@ int pg_cuda_add_bias(float *y, const float *bias, int n_rows, int dim, void *str
 int pg_cuda_rope(float *x, int n, int n_head, int head_dim, int n_rot, int pos0, float freq_base,
                  void *stream);
 /* out[i][:] = row ids[i] (host-visible ids copied by the caller to device memory) of the
- * embedding table emb (type, n_in columns, row_bytes), as float. */
+ * embedding table emb (type, n_in columns, row_bytes), as float. A negative id gives a row of
+ * zeros; this form cannot see the table's size, so ids must be < its rows (see below). */
 int pg_cuda_get_rows(float *out, const void *emb, int type, int64_t n_in, size_t row_bytes,
                      const int32_t *ids, int n, void *stream);
+/* Added: pg_cuda_get_rows with the table's row count n_rows, so that every id outside
+ * [0, n_rows) gives a row of zeros, exactly the CPU op's behaviour. Prefer this one. */
+int pg_cuda_get_rows_bounded(float *out, const void *emb, int type, int64_t n_in,
+                             size_t row_bytes, int64_t n_rows, const int32_t *ids, int n,
+                             void *stream);
 
 /* ---- matmuls (gemv.cu, dequant.cu) ---- */
 /* Batch-1 (n ≤ 8) matmul: y[j][r] (+)= dot(row r of W, x[j]) for r < n_out, j < n; add nonzero
@@ -53,6 +63,9 @@ int pg_cuda_dequant_f16(uint16_t *dst, const void *w, int type, int64_t n_in, si
                         int64_t r0, int64_t n_rows, void *stream);
 /* float32 → half (n values), for the activations of a cuBLAS F16 GEMM. */
 int pg_cuda_f32_to_f16(uint16_t *dst, const float *src, size_t n, void *stream);
+/* Added: float32 → bfloat16 (n values, round to nearest even as ggml), for a cuBLAS BF16 GEMM
+ * over BF16 weights (whose range half cannot hold). */
+int pg_cuda_f32_to_bf16(uint16_t *dst, const float *src, size_t n, void *stream);
 /* W += scale·B·A on the device, in float32, re-encoded in W's type (F32, F16, BF16; quantized
  * W: Q8_0/Q4_0 re-quantized with ggml's reference rounding): A is r × n_in, B is n_out × r, both
  * float32 device arrays. */
@@ -80,6 +93,26 @@ size_t pg_cuda_attention_scratch(int n_head, int n_ctx, int head_dim);
 int pg_cuda_attention_full(float *out, const float *q, const float *k, const float *v, int n_q,
                            int n_kv, size_t q_stride, size_t kv_stride, int n_head, int head_dim,
                            int causal, void *stream);
+
+/* ---- decode with the position in device memory (additions, for CUDA-graph replay) ----
+ * Same results as the calls above for one decode step, but the position is read at run time
+ * from *pos (a device int32 the host updates before each replay, e.g. by a 4-byte copy on the
+ * stream), and no launch shape depends on it, so a decode step captured once into a CUDA graph
+ * replays at every position unchanged. A position outside the stated range makes the kernel
+ * do nothing (no write). */
+/* pg_cuda_rope with pos0 = *pos0. */
+int pg_cuda_rope_at(float *x, int n, int n_head, int head_dim, int n_rot, const int32_t *pos0,
+                    float freq_base, void *stream);
+/* pg_cuda_attention for n = 1 at position *pos, 0 ≤ *pos < n_ctx: the query attends cache rows
+ * 0..*pos. part: pg_cuda_attention_scratch(n_head, n_ctx, head_dim) floats (may be NULL only
+ * when n_ctx ≤ 64). The grid covers n_ctx; blocks past the live context exit at once. */
+int pg_cuda_attention_decode_at(float *out, const float *q, const float *k, const float *v,
+                                const int32_t *pos, int n_ctx, int n_head, int n_head_kv,
+                                int head_dim, float *part, void *stream);
+/* dst[*pos·row_floats + i] = src[i] for i < row_floats, 0 ≤ *pos < n_rows (the KV-cache store
+ * of one step's key or value row). */
+int pg_cuda_store_row_at(float *dst, const float *src, size_t row_floats, const int32_t *pos,
+                         int n_rows, void *stream);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
 #ifndef PG_INTERNAL_H
 #define PG_INTERNAL_H
 
+#include <pthread.h>
+
 #include "backend/backend.h"
 #include "chat/chat.h"
 #include "models/imagebind.h"
@@ -12,8 +14,15 @@
 struct pg_model {
     llama_model *llm;     /* NULL for an embedding-only model */
     imagebind_model *enc; /* ImageBind + llama_proj, or NULL without encoder_path */
-    pg_device device;     /* the device the weights live on (CPU in this version) */
+    pg_device device;     /* where the weights live, resolved: PG_DEVICE_CPU or PG_DEVICE_CUDA */
+    int32_t cuda_device;  /* the CUDA ordinal when device is PG_DEVICE_CUDA */
     int32_t n_threads;    /* CPU threads per session, resolved (>= 1) */
+    /* pg_embed on CUDA: a backend and a default-sized encoder state made at the first call and
+     * kept until pg_model_free, used by one call at a time under embed_lock; a call that finds
+     * the lock taken makes its own for the call (media_api.c). Unused on the CPU. */
+    pthread_mutex_t embed_lock;
+    pg_backend *embed_backend;
+    imagebind_state *embed_state;
 };
 
 struct pg_session {
@@ -23,6 +32,14 @@ struct pg_session {
     pg_chat *chat;        /* history, modality slot, answer */
     imagebind_state *enc_state; /* encoder activations, made at the first turn with media */
 };
+
+/* A backend on the model's device: the CPU's with n_threads workers, or a CUDA backend (one
+ * stream) on cuda_device whose attention scratch is sized for max_ctx positions. */
+pg_status pg_model_backend_new(const pg_model *m, size_t max_ctx, pg_backend **out);
+
+/* pg_backend_cpu_reserve on a CPU backend; nothing on CUDA, which sizes its scratch itself. */
+pg_status pg_model_backend_reserve(const pg_model *m, pg_backend *b, int max_rows,
+                                   int64_t max_n_in, int max_ctx);
 
 /* The vector a chat turn puts in the modality slot: llama_proj of each media's ImageBind vector,
  * summed (spec §1: each modality brings its own bias). out has the LLM's n_embd floats. */

@@ -101,18 +101,18 @@ pg_status pg_media_from_tensor(pg_modality mod, const float *data, const int64_t
 
 void pg_media_free(pg_media *media) { media_free(media); }
 
-/* A CPU backend and encoder state for one pg_embed call: pg_embed may run concurrently on one
- * model, so nothing of the call is shared. */
+/* A backend and encoder state for one pg_embed call, freed at its end: pg_embed may run
+ * concurrently on one model, so nothing of the call is shared. */
 static pg_status embed_once(pg_model *m, const pg_media *media, float *out) {
     pg_backend *b = NULL;
     imagebind_state *st = NULL;
     int max_rows, max_ctx;
     int64_t max_n_in;
     int32_t clips = media->n_clips < IB_MAX_CLIPS_DEFAULT ? media->n_clips : IB_MAX_CLIPS_DEFAULT;
-    pg_status s = pg_backend_cpu_new(m->n_threads, &b);
+    pg_status s = pg_model_backend_new(m, 0, &b);
     if (s == PG_OK) {
         imagebind_scratch_needs(m->enc, clips, &max_rows, &max_n_in, &max_ctx);
-        s = pg_backend_cpu_reserve(b, max_rows, max_n_in, max_ctx);
+        s = pg_model_backend_reserve(m, b, max_rows, max_n_in, max_ctx);
     }
     if (s == PG_OK) s = imagebind_state_new(m->enc, b, clips, &st);
     if (s == PG_OK)
@@ -120,6 +120,29 @@ static pg_status embed_once(pg_model *m, const pg_media *media, float *out) {
                              NULL);
     if (st) imagebind_state_free(st, b);
     pg_backend_free(b);
+    return s;
+}
+
+/* On CUDA, making a backend (stream, cuBLAS handle, scratch) and a state costs more than
+ * encoding an image, and freeing device memory waits for the whole device: the model keeps one
+ * pair, made at the first call and sized for the default clip count, and lends it to one call
+ * at a time. A call that finds it in use does not wait: it makes its own (embed_once), so
+ * concurrent calls stay concurrent. */
+static pg_status embed_cuda(pg_model *m, const pg_media *media, float *out) {
+    if (pthread_mutex_trylock(&m->embed_lock) != 0) return embed_once(m, media, out);
+    pg_status s = PG_OK;
+    if (!m->embed_backend) {
+        s = pg_model_backend_new(m, 0, &m->embed_backend);
+        if (s == PG_OK) s = imagebind_state_new(m->enc, m->embed_backend, 0, &m->embed_state);
+        if (s != PG_OK) {
+            pg_backend_free(m->embed_backend);
+            m->embed_backend = NULL;
+        }
+    }
+    if (s == PG_OK)
+        s = imagebind_encode(m->enc, m->embed_state, m->embed_backend, media->mod, media->data,
+                             media->n_clips, out, NULL, NULL);
+    pthread_mutex_unlock(&m->embed_lock);
     return s;
 }
 
@@ -133,7 +156,8 @@ pg_status pg_embed(pg_model *m, const pg_media *media, float *out, size_t n_out)
     if (n_out < (size_t)m->enc->dim)
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_embed: out holds %zu floats, the "
                             "embedding has %d", n_out, m->enc->dim);
-    pg_status s = embed_once(m, media, out);
+    pg_status s = m->device == PG_DEVICE_CPU ? embed_once(m, media, out)
+                                             : embed_cuda(m, media, out);
     if (s != PG_OK) pg_error_prefix(s, "pg_embed (%s)", media_modality_name(media->mod));
     return s;
 }

@@ -10,6 +10,9 @@
 #include "api/error.h"
 #include "internal.h"
 #include "models/lora.h"
+#ifdef PG_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 /* Sizes of the first released versions of the params structs: a caller may never pass less. */
 #define MODEL_PARAMS_V1_SIZE (offsetof(pg_model_params, lora_scale) + sizeof(float))
@@ -44,6 +47,67 @@ static int32_t online_cores(void) {
     return n > 0 && n < 4096 ? (int32_t)n : 1;
 }
 
+/* The device p asks for, resolved: AUTO is CUDA when this build has it and a device is present,
+ * else the CPU; CUDA must be there. *ordinal is the CUDA device (range-checked). */
+static pg_status resolve_device(const pg_model_params *p, pg_device *dev, int32_t *ordinal) {
+    *dev = PG_DEVICE_CPU;
+    *ordinal = 0;
+    if (p->device == PG_DEVICE_CPU) return PG_OK;
+#ifndef PG_HAVE_CUDA
+    if (p->device == PG_DEVICE_CUDA)
+        return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: PG_DEVICE_CUDA requested, but "
+                            "this build has no CUDA (use PG_DEVICE_CPU or AUTO, or rebuild with "
+                            "the CUDA toolkit and -Dcuda=enabled)");
+    return PG_OK;
+#else
+    int n = 0;
+    pg_status s = pg_cuda_device_count(&n);
+    if (s != PG_OK) return s;
+    if (n == 0) {
+        if (p->device == PG_DEVICE_AUTO) return PG_OK;
+        return pg_set_error(PG_ERR_DEVICE, "pg_model_load: PG_DEVICE_CUDA requested, but there "
+                            "is no CUDA device (%s); use PG_DEVICE_CPU or AUTO",
+                            pg_cuda_no_device_reason());
+    }
+    if (p->cuda_device < 0 || p->cuda_device >= n)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: cuda_device %d out of "
+                            "range [0, %d)", p->cuda_device, n);
+    *dev = PG_DEVICE_CUDA;
+    *ordinal = p->cuda_device;
+    return PG_OK;
+#endif
+}
+
+pg_status pg_model_backend_new(const pg_model *m, size_t max_ctx, pg_backend **out) {
+#ifdef PG_HAVE_CUDA
+    if (m->device == PG_DEVICE_CUDA) return pg_backend_cuda_new(m->cuda_device, max_ctx, out);
+#else
+    (void)max_ctx;
+#endif
+    return pg_backend_cpu_new(m->n_threads, out);
+}
+
+pg_status pg_model_backend_reserve(const pg_model *m, pg_backend *b, int max_rows,
+                                   int64_t max_n_in, int max_ctx) {
+    if (m->device != PG_DEVICE_CPU) return PG_OK;
+    return pg_backend_cpu_reserve(b, max_rows, max_n_in, max_ctx);
+}
+
+/* Moves the loaded weights to the model's device (after the LoRA merge, which runs on host
+ * rows). */
+static pg_status weights_to_device(pg_model *m) {
+    if (m->device == PG_DEVICE_CPU) return PG_OK;
+#ifdef PG_HAVE_CUDA
+    pg_status s = PG_OK;
+    if (m->llm) s = llama_model_to_cuda(m->llm, m->cuda_device);
+    if (s == PG_OK && m->enc) s = imagebind_model_to_cuda(m->enc, m->cuda_device);
+    return s == PG_OK ? s : pg_error_prefix(s, "pg_model_load");
+#else
+    return pg_set_error(PG_ERR_INTERNAL, "pg_model_load: device %d in a build without CUDA",
+                        (int)m->device);
+#endif
+}
+
 pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_model **out) {
     if (!out) return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: out is NULL");
     *out = NULL;
@@ -69,17 +133,22 @@ pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_mo
     if (!isfinite(p.lora_scale))
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: lora_scale %g is not "
                             "finite", p.lora_scale);
-    if (p.device == PG_DEVICE_CUDA)
-        return pg_set_error(PG_ERR_UNSUPPORTED, "pg_model_load: the CUDA backend is not "
-                            "available in this version (use PG_DEVICE_CPU or AUTO)");
+    pg_device device;
+    int32_t ordinal;
+    pg_status s = resolve_device(&p, &device, &ordinal);
+    if (s != PG_OK) return s;
 
     pg_model *m = calloc(1, sizeof *m);
     if (!m) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "pg_model_load: cannot allocate");
-    m->device = PG_DEVICE_CPU;
+    if (pthread_mutex_init(&m->embed_lock, NULL) != 0) {
+        free(m);
+        return pg_set_error(PG_ERR_OUT_OF_MEMORY, "pg_model_load: cannot create a mutex");
+    }
+    m->device = device;
+    m->cuda_device = ordinal;
     m->n_threads = p.n_threads ? p.n_threads : online_cores();
 
     gguf_file *f;
-    pg_status s = PG_OK;
     if (llm_path) {
         if ((s = gguf_open(llm_path, &f)) == PG_OK) s = llama_model_load(f, &m->llm);
         if (s == PG_OK && p.lora_path) s = llama_lora_apply(m->llm, p.lora_path, p.lora_scale);
@@ -93,6 +162,7 @@ pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_mo
                              "Vicuna?)", p.encoder_path, m->enc->proj_n_out, llm_path,
                              m->llm->hp.n_embd);
     }
+    if (s == PG_OK) s = weights_to_device(m);
     if (s != PG_OK) {
         pg_model_free(m);
         return s;
@@ -103,6 +173,11 @@ pg_status pg_model_load(const char *llm_path, const pg_model_params *user, pg_mo
 
 void pg_model_free(pg_model *m) {
     if (!m) return;
+    if (m->embed_backend) {
+        imagebind_state_free(m->embed_state, m->embed_backend);
+        pg_backend_free(m->embed_backend);
+    }
+    pthread_mutex_destroy(&m->embed_lock);
     llama_model_free(m->llm);
     imagebind_model_free(m->enc);
     free(m);

@@ -54,12 +54,13 @@ pg_status pg_session_new(pg_model *m, const pg_session_params *user, pg_session 
     pg_session *s = calloc(1, sizeof *s);
     if (!s) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "pg_session_new: cannot allocate");
     s->model = m;
-    pg_status st = pg_backend_cpu_new(m->n_threads, &s->backend);
+    /* the session's own threads (CPU) or stream (CUDA): sessions never share one */
+    pg_status st = pg_model_backend_new(m, (size_t)n_ctx, &s->backend);
     if (st == PG_OK) st = llama_state_new(m->llm, s->backend, n_ctx, &s->state);
     if (st == PG_OK) {
         const llama_hparams *hp = &m->llm->hp;
         int64_t widest = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
-        st = pg_backend_cpu_reserve(s->backend, s->state->n_batch, widest, n_ctx);
+        st = pg_model_backend_reserve(m, s->backend, s->state->n_batch, widest, n_ctx);
     }
     if (st == PG_OK) st = chat_new(m->llm, n_ctx, &s->chat);
     if (st != PG_OK) {
@@ -120,7 +121,7 @@ static pg_status session_encoder(pg_session *s) {
     int max_rows, max_ctx;
     int64_t max_n_in;
     imagebind_scratch_needs(m->enc, 0, &max_rows, &max_n_in, &max_ctx);
-    pg_status st = pg_backend_cpu_reserve(s->backend, max_rows, max_n_in, max_ctx);
+    pg_status st = pg_model_backend_reserve(m, s->backend, max_rows, max_n_in, max_ctx);
     if (st == PG_OK) st = imagebind_state_new(m->enc, s->backend, 0, &s->enc_state);
     if (st != PG_OK) pg_error_prefix(st, "pg_session_chat");
     return st;
@@ -224,7 +225,8 @@ pg_status pg_session_logits(pg_session *s, float *out, size_t n_vocab) {
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_session_logits: nothing evaluated yet");
     s->backend->ops->download(s->backend, out, s->state->logits,
                               sizeof(float) * (size_t)hp->n_vocab);
-    return PG_OK;
+    pg_status st = s->backend->ops->sync(s->backend); /* a failed device copy reports here */
+    return st == PG_OK ? st : pg_error_prefix(st, "pg_session_logits");
 }
 
 int32_t pg_session_n_past(const pg_session *s) { return s ? s->state->n_past : 0; }

@@ -344,6 +344,7 @@ pg_status imagebind_model_load(gguf_file *f, imagebind_model **out) {
 
 void imagebind_model_free(imagebind_model *m) {
     if (!m) return;
+    if (m->device_arena) m->free_arena(m->device_arena);
     for (int t = 0; t < IB_N_TOWERS; t++) free(m->w[t].layers);
     for (int32_t i = 0; i < m->n_conv; i++) free(m->conv[i]);
     free(m->conv);
@@ -529,6 +530,7 @@ static pg_status tap_rows(const imagebind_hparams *hp, imagebind_state *st, pg_b
     pg_status s = b->ops->sync(b);
     if (s != PG_OK) return s;
     b->ops->download(b, st->host, st->x, sizeof(float) * n);
+    if ((s = b->ops->sync(b)) != PG_OK) return s; /* a failed download reports here */
     if (tap(name, 0, st->host, hp->n_tokens, hp->n_embd, ud))
         return pg_set_error(PG_ERR_CANCELLED, "encoder: the tap stopped the call at '%s'", name);
     return PG_OK;
@@ -634,7 +636,7 @@ static pg_status head(const imagebind_model *m, imagebind_tower_id t, imagebind_
     pg_status s = op->sync(b);
     if (s != PG_OK) return s;
     op->download(b, st->host, st->head, sizeof(float) * (size_t)nc * (size_t)m->dim);
-    return PG_OK;
+    return op->sync(b); /* a failed download reports here */
 }
 
 /* Normalises each of nc head rows in st->host in place (x / max(|x|, 1e-12), then × scale when

@@ -89,6 +89,10 @@ typedef struct imagebind_model {
     gguf_file *file;                    /* owns the mapping every weight points into */
     float **conv;                       /* (n_conv) vectors converted to F32 from another type */
     int32_t n_conv, cap_conv;
+    void *device_arena;                 /* the device copy the towers' weights and vectors point
+                                           into once on a GPU (cuda_weights.c), else NULL;
+                                           llama_proj stays on the host */
+    void (*free_arena)(void *arena);    /* releases device_arena: set with it */
 } imagebind_model;
 
 /* Reads the keys and tensors of docs/format.md §3 from an open GGUF, taking ownership of f (also

@@ -246,6 +246,7 @@ pg_status llama_model_load(gguf_file *f, llama_model **out) {
 
 void llama_model_free(llama_model *m) {
     if (!m) return;
+    if (m->device_arena) m->free_arena(m->device_arena);
     pg_vocab_free(m->vocab);
     free(m->w.layers);
     free(m->norm_store);

@@ -57,6 +57,10 @@ typedef struct llama_model {
                              that point there no longer point into the mapping */
     int32_t n_lora_store;
     uint64_t weight_bytes;/* bytes of every matrix read per decoded token (all but token_embd) */
+    void *device_arena;   /* the device copy every weight and norm points into once the model
+                             is on a GPU (lib/backend/cuda/cuda_weights.c), else NULL */
+    void (*free_arena)(void *arena); /* releases device_arena: set with it, so that this code
+                                        does not depend on CUDA */
 } llama_model;
 
 /* Reads hyperparameters, vocabulary and weights from an open GGUF (taking ownership of f, also on

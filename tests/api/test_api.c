@@ -16,6 +16,9 @@
 #include "gguf/dtype.h"
 #include "gguf/gguf.h"
 #include "random_llama.h"
+#ifdef PG_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 static char tmpdir[] = "/tmp/pg_test_api_XXXXXX";
 
@@ -210,6 +213,33 @@ static void test_load_errors(const char *good) {
 
 /* Every truncation of the header and some of the data, and random bit flips: no crash, and an
  * error with a message for every file that is not loadable. */
+/* PG_DEVICE_CUDA loads where a device is present, and otherwise fails with a message that
+ * says why: PG_ERR_DEVICE in a CUDA build, PG_ERR_UNSUPPORTED in a build without CUDA. AUTO
+ * loads everywhere (CUDA when present, else the CPU). */
+static void test_cuda_device(const char *good) {
+    pg_model_params p;
+    pg_model_params_init(&p);
+    p.device = PG_DEVICE_CUDA;
+#ifdef PG_HAVE_CUDA
+    int n = -1;
+    CHECK_OK(pg_cuda_device_count(&n));
+    CHECK(n >= 0);
+    if (n == 0) {
+        expect_load(good, &p, PG_ERR_DEVICE, "no CUDA device");
+    } else {
+        expect_load(good, &p, PG_OK, NULL);
+        p.cuda_device = n;
+        expect_load(good, &p, PG_ERR_INVALID_ARGUMENT, "cuda_device");
+        p.cuda_device = -1;
+        expect_load(good, &p, PG_ERR_INVALID_ARGUMENT, "cuda_device");
+    }
+#else
+    expect_load(good, &p, PG_ERR_UNSUPPORTED, "no CUDA");
+#endif
+    pg_model_params_init(&p);
+    expect_load(good, &p, PG_OK, NULL);
+}
+
 static void test_corrupt_files(const char *good) {
     size_t size;
     unsigned char *bytes = read_all(good, &size);
@@ -421,6 +451,7 @@ int main(void) {
     CHECK_OK(random_llama_write(&c, good, "test"));
 
     test_load_errors(good);
+    test_cuda_device(good);
     test_corrupt_files(good);
     pg_model_params p;
     pg_model_params_init(&p);

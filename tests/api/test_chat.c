@@ -222,6 +222,7 @@ int main(void) {
     CHECK_OK(random_llama_write(&c, path, "chat test"));
     pg_model_params p;
     pg_model_params_init(&p);
+    p.device = PG_DEVICE_CPU; /* the CPU path is the oracle here; tests/gpu checks CUDA */
     p.n_threads = 2;
     pg_model *m = NULL;
     CHECK_OK(pg_model_load(path, &p, &m));

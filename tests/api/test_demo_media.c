@@ -289,6 +289,7 @@ static void test_chat_and_embed(pg_media *image, pg_media *audio) {
 
     pg_model_params mp;
     pg_model_params_init(&mp);
+    mp.device = PG_DEVICE_CPU; /* the CPU path is the oracle here; tests/gpu checks CUDA */
     mp.encoder_path = enc_path;
     pg_model *m = NULL;
     CHECK_OK(pg_model_load(llm_path, &mp, &m));

@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
 
     pg_model_params mp;
     pg_model_params_init(&mp);
-    mp.device = PG_DEVICE_CPU;
+    mp.device = PG_DEVICE_CPU; /* the CPU path is the oracle here; tests/gpu checks CUDA */
     mp.n_threads = o.n_threads;
     mp.lora_path = o.lora;
     mp.lora_scale = o.lora_scale;

@@ -180,6 +180,7 @@ int main(void) {
             snprintf(path, sizeof path, "%s/llama/%s.gguf", ref, models[i].model);
             pg_model_params p;
             pg_model_params_init(&p);
+            p.device = PG_DEVICE_CPU; /* the CPU path is the oracle here; tests/gpu checks CUDA */
             p.device = PG_DEVICE_CPU;
             p.n_threads = t == 1 ? 1 : 3;
             pg_model *m;

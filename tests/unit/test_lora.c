@@ -272,6 +272,7 @@ static pg_status run_logits(const char *model_path, const char *lora_path, float
                             float *out, int32_t n_vocab) {
     pg_model_params p;
     pg_model_params_init(&p);
+    p.device = PG_DEVICE_CPU; /* the CPU path is the oracle here; tests/gpu checks CUDA */
     p.device = PG_DEVICE_CPU;
     p.n_threads = 2;
     p.lora_path = lora_path;
@@ -449,6 +450,7 @@ static void expect_lora(const char *base, const char *lora_path, float scale, pg
                         const char *needle) {
     pg_model_params p;
     pg_model_params_init(&p);
+    p.device = PG_DEVICE_CPU; /* the CPU path is the oracle here; tests/gpu checks CUDA */
     p.device = PG_DEVICE_CPU;
     p.n_threads = 1;
     p.lora_path = lora_path;
@@ -568,6 +570,7 @@ static void test_errors(const random_llama_config *c, const char *base) {
     expect_lora(NULL, path, 1.0f, PG_ERR_INVALID_ARGUMENT, NULL);
     pg_model_params p;
     pg_model_params_init(&p);
+    p.device = PG_DEVICE_CPU; /* the CPU path is the oracle here; tests/gpu checks CUDA */
     p.encoder_path = "encoder.gguf";
     p.lora_path = path;
     pg_model *m = (pg_model *)1;
