@@ -11,13 +11,19 @@
  * (reserved context) and the no-scratch online path. RoPE is checked
  * against the exact formula and against ggml's float recurrence (which it must reproduce).
  * The encoder ops (LayerNorm, exact GELU, add_bias, attention_full over strided fused Q/K/V,
- * bidirectional with a bias_kv-style extra row, and causal) have their own float64 references.
+ * bidirectional with a bias_kv-style extra row, and causal) have their own float64 references,
+ * and run once with each kernel family (the portable ops and encoder_avx2.h's, chosen with
+ * pg_backend_cpu_set_encoder_kernel); attention_full's blocked kernel is also driven over
+ * awkward shapes (query blocks, key strips and head dims that do not divide evenly). The vector
+ * expf and erff under the AVX2 kernels are checked against double exp / erf on 2^24 evenly
+ * spaced points and the special values.
  * Bound everywhere: max |got - ref| <= 1e-5 * max |ref| (for the GEMM shapes, a scale that
  * cannot cancel to zero; see test_gemm_shapes).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* clock_gettime, nanosleep under -std=c11 */
 #endif
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +37,7 @@
 #include "check.h"
 
 #include "backend/backend.h"
+#include "backend/cpu/encoder_avx2.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/threadpool.h"
 #include "gguf/dtype.h"
@@ -83,7 +90,7 @@ static double rel_err_floor(const float *got, const double *ref, size_t n, doubl
 }
 
 /* The worst error seen per op, printed at the end. */
-static struct { const char *op; double worst; } worst[32];
+static struct { const char *op; double worst; } worst[48];
 static int n_worst = 0;
 
 static void record(const char *op, double err, double tol, const char *where) {
@@ -92,6 +99,22 @@ static void record(const char *op, double err, double tol, const char *where) {
     if (i == n_worst) worst[n_worst++].op = op;
     if (err > worst[i].worst) worst[i].worst = err;
     CHECK_MSG(err <= tol, "%s %s: relative error %.3g > %.3g", op, where, err, tol);
+}
+
+/* The encoder ops' kernel family under test ("generic" or "avx2"), and op names with it
+ * appended ("gelu[avx2]"), kept for the worst table. */
+static const char *enc_kernel = "generic";
+
+static const char *enc_op(const char *op) {
+    static char names[24][40];
+    static int n_names = 0;
+    char name[40];
+    snprintf(name, sizeof name, "%s[%s]", op, enc_kernel);
+    for (int i = 0; i < n_names; i++)
+        if (strcmp(names[i], name) == 0) return names[i];
+    if (n_names == 24) return op;
+    memcpy(names[n_names], name, sizeof name);
+    return names[n_names++];
 }
 
 static float *balloc(pg_backend *b, size_t n) {
@@ -539,7 +562,7 @@ static void test_layernorm(pg_backend *b, int nth, int n, int dim, int in_place,
     char where[96];
     snprintf(where, sizeof where, "n=%d dim=%d in_place=%d offset=%g threads=%d", n, dim,
              in_place, offset, nth);
-    record("layernorm", rel_err(dst, ref, (size_t)n * dim), 1e-6, where);
+    record(enc_op("layernorm"), rel_err(dst, ref, (size_t)n * dim), 1e-6, where);
     free(ref);
     b->ops->free(b, x);
     b->ops->free(b, y);
@@ -559,7 +582,7 @@ static void test_gelu(pg_backend *b, int nth, size_t n) {
     b->ops->gelu(b, x, n);
     char where[48];
     snprintf(where, sizeof where, "n=%zu threads=%d", n, nth);
-    record("gelu", rel_err(x, ref, n), 1e-6, where);
+    record(enc_op("gelu"), rel_err(x, ref, n), 1e-6, where);
     /* elementwise relative bound on the positive half, where GELU is not near 0 */
     double worst_el = 0;
     for (size_t i = 0; i < n; i++)
@@ -567,7 +590,7 @@ static void test_gelu(pg_backend *b, int nth, size_t n) {
             double e = fabs(x[i] - ref[i]) / ref[i];
             if (e > worst_el) worst_el = e;
         }
-    record("gelu(elementwise)", worst_el, 1e-6, where);
+    record(enc_op("gelu(elementwise)"), worst_el, 1e-6, where);
     free(ref);
     b->ops->free(b, x);
 }
@@ -583,7 +606,7 @@ static void test_add_bias(pg_backend *b, int nth, int n, int dim) {
     b->ops->add_bias(b, y, bias, n, dim);
     char where[64];
     snprintf(where, sizeof where, "n=%d dim=%d threads=%d", n, dim, nth);
-    record("add_bias", rel_err(y, ref, (size_t)n * dim), 1e-7, where);
+    record(enc_op("add_bias"), rel_err(y, ref, (size_t)n * dim), 1e-7, where);
     free(ref);
     b->ops->free(b, y);
     b->ops->free(b, bias);
@@ -629,7 +652,7 @@ static void test_attention_full(pg_backend *b, int nth, int n_q, int extra, int 
     char where[128];
     snprintf(where, sizeof where, "%s n_q=%d n_kv=%d heads=%d hd=%d pad=%d causal=%d threads=%d",
              path, n_q, n_kv, n_head, head_dim, pad, causal, nth);
-    record("attention_full", rel_err(out, ref, (size_t)n_q * E), TOL, where);
+    record(enc_op("attention_full"), rel_err(out, ref, (size_t)n_q * E), TOL, where);
     free(ref);
     free(s);
     b->ops->free(b, qkv);
@@ -658,6 +681,133 @@ static void test_memory(pg_backend *b) {
     CHECK(strstr(pg_last_error(), "cannot allocate") != NULL);
 }
 
+/* The encoder ops on a backend reserved for 256 positions, with the kernel family set. Paths:
+ * "scores" the portable two-pass op or the blocked AVX2 kernel (both need the reservation),
+ * "online" the portable one-pass op (beyond it). */
+static void test_encoder_ops(pg_backend *b, int nth) {
+    test_layernorm(b, nth, 1, 64, 0, 0.0f);
+    test_layernorm(b, nth, 7, 100, 0, 0.0f);
+    test_layernorm(b, nth, 257, 64, 1, 0.0f);   /* many rows: the parallel path */
+    test_layernorm(b, nth, 3, 1280, 0, 20.0f);  /* a large mean: two-pass variance */
+    test_layernorm(b, nth, 2, 13, 1, -5.0f);
+    test_layernorm(b, nth, 4, 384, 1, 1000.0f); /* a mean far above the spread */
+    test_gelu(b, nth, 1);
+    test_gelu(b, nth, 7);
+    test_gelu(b, nth, 777);
+    test_gelu(b, nth, 40003);
+    test_add_bias(b, nth, 1, 48);
+    test_add_bias(b, nth, 229, 144);
+    test_add_bias(b, nth, 5, 7);
+    test_add_bias(b, nth, 3, 1283);
+    test_attention_full(b, nth, 1, 0, 4, 16, 0, 0, "scores");   /* one query, one key */
+    test_attention_full(b, nth, 57, 0, 4, 16, 0, 0, "scores");  /* vision-like */
+    test_attention_full(b, nth, 57, 1, 4, 12, 3, 0, "scores");  /* bias_kv row, padded rows */
+    test_attention_full(b, nth, 77, 0, 2, 4, 0, 1, "scores");   /* text: causal */
+    test_attention_full(b, nth, 9, 2, 3, 20, 0, 1, "scores");   /* causal, n_kv > n_q */
+    test_attention_full(b, nth, 256, 0, 2, 8, 0, 0, "scores");  /* the reserved maximum */
+    test_attention_full(b, nth, 256, 1, 2, 8, 0, 0, "online");  /* one beyond it */
+    /* the blocked kernel's edges: query blocks of 24 and tiles of 6 that do not divide n_q,
+     * key strips of 16 and softmax vectors of 8 that do not divide n_kv, head dims that are
+     * not a multiple of 16 (a partial value strip) or of 8 (no 8 x 8 key transposes) */
+    test_attention_full(b, nth, 2, 0, 1, 3, 0, 0, "scores");
+    test_attention_full(b, nth, 24, 0, 3, 16, 0, 0, "scores");
+    test_attention_full(b, nth, 25, 0, 3, 40, 1, 0, "scores");
+    test_attention_full(b, nth, 47, 8, 5, 24, 0, 0, "scores");
+    test_attention_full(b, nth, 49, 3, 2, 33, 2, 1, "scores");  /* causal over 3 blocks */
+    test_attention_full(b, nth, 100, 0, 3, 64, 0, 1, "scores"); /* causal, text-like */
+    test_attention_full(b, nth, 197, 1, 2, 48, 0, 0, "scores"); /* depth */
+    test_attention_full(b, nth, 229, 1, 2, 64, 0, 0, "scores"); /* audio */
+    test_attention_full(b, nth, 251, 1, 2, 64, 0, 0, "scores"); /* IMU */
+    test_attention_full(b, nth, 255, 1, 2, 80, 0, 0, "scores"); /* vision's head dim */
+    test_attention_full(b, nth, 16, 0, 2, 136, 0, 0, "scores"); /* wider than reserved for */
+    /* a head too large for the blocked kernel's scratch: the portable op, even with AVX2 */
+    test_attention_full(b, nth, 200, 0, 1, 400, 0, 0, "scores");
+}
+
+/* The vector expf and erff of the AVX2 kernels against double exp / erf: 2^24 evenly spaced
+ * points over a range (erf: [-10, 10]; exp: [-104, 89], into the subnormals and past overflow)
+ * plus special values. Relative bound 2e-7 where the result is a normal float; below, an absolute
+ * bound of one subnormal step. */
+static void check_vmath(const char *name, void (*fn)(const float *, float *, size_t),
+                        double (*ref_fn)(double), double lo, double hi, const float *special,
+                        size_t n_special) {
+    const size_t n = (size_t)1 << 24, chunk = 4099; /* odd: every tail length is met */
+    float *x = malloc(sizeof(float) * chunk), *y = malloc(sizeof(float) * chunk);
+    double worst = 0.0, worst_sub = 0.0, worst_x = 0.0;
+    size_t bad = 0;
+    for (size_t i0 = 0; i0 < n + n_special; i0 += chunk) {
+        const size_t m = n + n_special - i0 < chunk ? n + n_special - i0 : chunk;
+        for (size_t i = 0; i < m; i++) {
+            const size_t k = i0 + i;
+            x[i] = k < n ? (float)(lo + (hi - lo) * (double)k / (double)(n - 1)) : special[k - n];
+        }
+        fn(x, y, m);
+        for (size_t i = 0; i < m; i++) {
+            const double r = ref_fn((double)x[i]);
+            if (isnan(r) || isinf(r) || fabs(r) > FLT_MAX) {
+                /* NaN for NaN; ±inf where the float result overflows */
+                const int ok = isnan(r) ? isnan(y[i]) : isinf(y[i]) && (y[i] > 0) == (r > 0);
+                if (!ok && bad++ < 5)
+                    fprintf(stderr, "%s(%.9g): expected %g, got %.9g\n", name, x[i], r, y[i]);
+                continue;
+            }
+            if (r == 0.0 && (y[i] != 0.0f || !signbit(y[i]) != !signbit(r))) {
+                if (bad++ < 5)
+                    fprintf(stderr, "%s(%.9g): expected %g, got %.9g\n", name, x[i], r, y[i]);
+                continue;
+            }
+            const double e = fabs((double)y[i] - r);
+            if (fabs(r) < FLT_MIN) {
+                if (e > worst_sub) worst_sub = e;
+            } else if (e / fabs(r) > worst) {
+                worst = e / fabs(r);
+                worst_x = x[i];
+            }
+        }
+    }
+    printf("%s avx2: max relative error %.3g (at %.9g) over %zu points in [%g, %g] and %zu "
+           "specials; subnormal results within %.3g\n",
+           name, worst, worst_x, n, lo, hi, n_special, worst_sub);
+    CHECK_MSG(bad == 0, "%s: %zu special or overflowing values wrong", name, bad);
+    CHECK_MSG(worst <= 2e-7, "%s: relative error %.3g at %.9g > 2e-7", name, worst, worst_x);
+    CHECK_MSG(worst_sub <= 0x1p-149, "%s: subnormal error %.3g > 2^-149", name, worst_sub);
+    free(x);
+    free(y);
+}
+
+static void test_vmath(void) {
+    if (!pg_gemm_avx2_usable()) {
+        printf("vmath: AVX2+FMA not usable here, skipped\n");
+        return;
+    }
+    const float erf_special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f, -1e30f, FLT_MAX,
+                                 -FLT_MAX, FLT_MIN, -FLT_MIN, 1e-40f, -1e-40f, 1e-20f, 0.921875f,
+                                 -0.921875f, 0.92187494f, 3.9999998f, 4.0f, 4.0000005f, 3.92f};
+    const float exp_special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 88.72283f, 88.72284f,
+                                 89.0f, 1e30f, -1e30f, -87.33654f, -87.34f, -103.27893f, -103.97f,
+                                 -104.0f, -150.0f, 1e-20f, -1e-20f, FLT_MIN, 1e-40f};
+    check_vmath("erff", pg_erff_avx2, erf, -10.0, 10.0, erf_special,
+                sizeof erf_special / sizeof erf_special[0]);
+    check_vmath("expf", pg_expf_avx2, exp, -104.0, 89.0, exp_special,
+                sizeof exp_special / sizeof exp_special[0]);
+    /* the sign of erf(±0) (a zero compares equal to the other) */
+    const float z[2] = {0.0f, -0.0f};
+    float e[2];
+    pg_erff_avx2(z, e, 2);
+    CHECK(e[0] == 0.0f && !signbit(e[0]) && e[1] == 0.0f && signbit(e[1]));
+
+    /* the test hook's own contract */
+    pg_backend *b = NULL;
+    CHECK_OK(pg_backend_cpu_new(1, &b));
+    CHECK_STATUS(pg_backend_cpu_set_encoder_kernel(NULL, PG_ENCODER_AUTO),
+                 PG_ERR_INVALID_ARGUMENT);
+    CHECK_STATUS(pg_backend_cpu_set_encoder_kernel(b, (pg_encoder_kernel)7),
+                 PG_ERR_INVALID_ARGUMENT);
+    CHECK_OK(pg_backend_cpu_set_encoder_kernel(b, PG_ENCODER_AVX2));
+    CHECK_OK(pg_backend_cpu_set_encoder_kernel(b, PG_ENCODER_AUTO));
+    pg_backend_free(b);
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 static void test_backend(int nth) {
@@ -672,6 +822,7 @@ static void test_backend(int nth) {
     test_attention(b, nth, 5, 3, 8, 2, 20, "online");
     /* matmul batch without a reservation: the GEMM has no scratch, so per-row pg_vec_dot */
     test_matmul(b, nth, 64, 37, 7, 0);
+    enc_kernel = pg_gemm_avx2_usable() ? "avx2" : "generic"; /* the default: AUTO */
     test_attention_full(b, nth, 57, 1, 4, 16, 0, 0, "online");
     test_attention_full(b, nth, 20, 0, 2, 12, 5, 1, "online");
 
@@ -712,24 +863,14 @@ static void test_backend(int nth) {
     test_elementwise(b, nth, 5000);
     test_elementwise(b, nth, 40003);
 
-    test_layernorm(b, nth, 1, 64, 0, 0.0f);
-    test_layernorm(b, nth, 7, 100, 0, 0.0f);
-    test_layernorm(b, nth, 257, 64, 1, 0.0f);   /* many rows: the parallel path */
-    test_layernorm(b, nth, 3, 1280, 0, 20.0f);  /* a large mean: two-pass variance */
-    test_layernorm(b, nth, 2, 13, 1, -5.0f);
-    test_gelu(b, nth, 1);
-    test_gelu(b, nth, 777);
-    test_gelu(b, nth, 40003);
-    test_add_bias(b, nth, 1, 48);
-    test_add_bias(b, nth, 229, 144);
-    test_add_bias(b, nth, 5, 7);
-    test_attention_full(b, nth, 1, 0, 4, 16, 0, 0, "scores");   /* one query, one key */
-    test_attention_full(b, nth, 57, 0, 4, 16, 0, 0, "scores");  /* vision-like */
-    test_attention_full(b, nth, 57, 1, 4, 12, 3, 0, "scores");  /* bias_kv row, padded rows */
-    test_attention_full(b, nth, 77, 0, 2, 4, 0, 1, "scores");   /* text: causal */
-    test_attention_full(b, nth, 9, 2, 3, 20, 0, 1, "scores");   /* causal, n_kv > n_q */
-    test_attention_full(b, nth, 256, 0, 2, 8, 0, 0, "scores");  /* the reserved maximum */
-    test_attention_full(b, nth, 256, 1, 2, 8, 0, 0, "online");  /* one beyond it */
+    static const struct { pg_encoder_kernel k; const char *name; } enc[] = {
+        {PG_ENCODER_GENERIC, "generic"}, {PG_ENCODER_AVX2, "avx2"}};
+    for (int ki = 0; ki < (pg_gemm_avx2_usable() ? 2 : 1); ki++) {
+        CHECK_OK(pg_backend_cpu_set_encoder_kernel(b, enc[ki].k));
+        enc_kernel = enc[ki].name;
+        test_encoder_ops(b, nth);
+    }
+    CHECK_OK(pg_backend_cpu_set_encoder_kernel(b, PG_ENCODER_AUTO));
     pg_backend_free(b);
 }
 
@@ -738,6 +879,7 @@ int main(void) {
     for (int nth = 1; nth <= 3; nth++) test_pool_shared(nth);
     for (int nth = 1; nth <= 3; nth++) test_backend(nth);
     test_gemm_shapes();
+    test_vmath();
     pg_backend *b = NULL;
     CHECK_STATUS(pg_backend_cpu_new(-1, &b), PG_ERR_INVALID_ARGUMENT);
     CHECK_OK(pg_backend_cpu_new(0, &b));

@@ -15,14 +15,20 @@
  *     y = float((x - mean) * rstd) * w + b; torch's float Welford differs by an ulp or two;
  *   - GELU is the exact 0.5*x*(1 + erff(x/sqrt(2)));
  *   - attention_full shares the causal op's softmax and V accumulation.
+ * Where the CPU has AVX2+FMA, the encoder ops run encoder_avx2.h's kernels instead: the same
+ * LayerNorm in double lanes, GELU with a vector erff (relative error < 1e-7 against double erf),
+ * and attention_full blocked like a GEMM (per head and block of queries: Q·Kᵀ, softmax with a
+ * vector expf summed in float, P·V): these agree with the portable ops to rounding, and the
+ * portable ops stay the reference (pg_backend_cpu_set_encoder_kernel picks either).
  * Dot products accumulate in float over 8 interleaved lanes so that -O2 vectorises them without
  * -ffast-math. Batched matmul is a register-blocked GEMM (gemm.h) over weight rows expanded to
  * float, AVX2+FMA where the CPU has it: its sums run in another order than the dot products'.
  *
  * Memory discipline: ops never allocate. Scratch (one region per thread: the GEMM's expanded
- * and packed weights, attention scores) is sized by pg_backend_cpu_reserve; an op whose
- * shape exceeds the reservation takes a slower path that needs no scratch (per-row pg_vec_dot,
- * online softmax), so results stay correct either way.
+ * and packed weights, attention scores, attention_full's packed keys and values of a head) is
+ * sized by pg_backend_cpu_reserve; an op whose shape exceeds the reservation takes a slower path
+ * that needs no scratch (per-row pg_vec_dot, online softmax), so results stay correct either
+ * way.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sysconf(_SC_NPROCESSORS_ONLN) under -std=c11 */
@@ -35,6 +41,7 @@
 
 #include "api/error.h"
 #include "backend/backend.h"
+#include "backend/cpu/encoder_avx2.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/threadpool.h"
 #include "gguf/dtype.h"
@@ -48,6 +55,15 @@
  * on 4096 x 4096 weights, 1 and 2 threads (docs/perf.md): F32 3-4, Q4_0 4, F16/BF16/Q8_0 6-9. */
 #define MATMUL_GEMM_MIN_ROWS_CHEAP 4 /* F32, Q4_0 */
 #define MATMUL_GEMM_MIN_ROWS 6
+/* pg_backend_cpu_reserve sizes attention_full's blocked kernel (encoder_avx2.h) for up to
+ * min(max_ctx, ATTN_RESERVE_KV) keys of up to ATTN_RESERVE_HEAD_DIM dims: ~590 kB per thread,
+ * about the GEMM's own region, which it shares. ImageBind's towers need at most 258 keys of 80
+ * dims. The cap on keys is there because a session reserves max_ctx = its LLaMA context (up to
+ * 2^20) for the causal op, whose scores need max_ctx floats, while packing a head of that many
+ * keys would need 2·max_ctx·head_dim. Larger calls use the kernel when the scratch happens to
+ * hold them, else the portable path. */
+#define ATTN_RESERVE_KV 512
+#define ATTN_RESERVE_HEAD_DIM 128
 /* Elementwise ops below these sizes run on the calling thread: a pool run costs ~1-2 µs. */
 #define PAR_MIN_SILU 2048
 #define PAR_MIN_COPY 32768
@@ -63,6 +79,7 @@ typedef struct cpu_backend {
     size_t scratch_stride; /* floats per thread, a multiple of 16 */
     pg_gemm_fn gemm;       /* the batched-matmul kernel: pg_gemm_avx2 where usable */
     int gemm_min_rows;     /* batches of fewer rows take the matrix-vector path; 0: by type */
+    int enc_avx2;          /* the encoder ops run encoder_avx2.c's kernels */
     int64_t max_n_in;      /* recorded: the GEMM's scratch does not depend on n_in */
     int max_ctx;           /* attention keeps scores for up to this many positions */
     int max_rows;
@@ -352,20 +369,23 @@ typedef struct ln_job {
     const float *x, *w, *bias;
     int n, dim;
     float eps;
+    int avx2; /* encoder_avx2.c's row kernels */
 } ln_job;
 
 static void layernorm_task(void *ctx, int ith, int nth) {
     const ln_job *j = ctx;
     int64_t r0, r1;
     split_range(j->n, ith, nth, 1, &r0, &r1);
+    void (*row)(float *, const float *, const float *, const float *, int, float) =
+        j->avx2 ? pg_layernorm_row_avx2 : layernorm_row;
     for (int64_t r = r0; r < r1; r++)
-        layernorm_row(j->y + r * j->dim, j->x + r * j->dim, j->w, j->bias, j->dim, j->eps);
+        row(j->y + r * j->dim, j->x + r * j->dim, j->w, j->bias, j->dim, j->eps);
 }
 
 static void cpu_layernorm(pg_backend *b, float *y, const float *x, const float *w,
                           const float *bias, int n, int dim, float eps) {
     if (n <= 0 || dim <= 0) return;
-    ln_job j = {y, x, w, bias, n, dim, eps};
+    ln_job j = {y, x, w, bias, n, dim, eps, cpu_of(b)->enc_avx2};
     if (n == 1 || (size_t)n * (size_t)dim < PAR_MIN_ROWS_FLOATS) layernorm_task(&j, 0, 1);
     else pg_pool_run(cpu_of(b)->pool, layernorm_task, &j);
 }
@@ -377,13 +397,15 @@ static void add_bias_task(void *ctx, int ith, int nth) {
     for (int64_t r = r0; r < r1; r++) {
         float *restrict y = j->y + r * j->dim;
         const float *restrict bias = j->bias;
-        for (int i = 0; i < j->dim; i++) y[i] += bias[i];
+        if (j->avx2) pg_add_avx2(y, bias, (size_t)j->dim);
+        else
+            for (int i = 0; i < j->dim; i++) y[i] += bias[i];
     }
 }
 
 static void cpu_add_bias(pg_backend *b, float *y, const float *bias, int n, int dim) {
     if (n <= 0 || dim <= 0) return;
-    ln_job j = {.y = y, .bias = bias, .n = n, .dim = dim};
+    ln_job j = {.y = y, .bias = bias, .n = n, .dim = dim, .avx2 = cpu_of(b)->enc_avx2};
     if (n == 1 || (size_t)n * (size_t)dim < PAR_MIN_ROWS_FLOATS) add_bias_task(&j, 0, 1);
     else pg_pool_run(cpu_of(b)->pool, add_bias_task, &j);
 }
@@ -540,14 +562,39 @@ static void attn_full_task(void *ctx, int ith, int nth) {
     }
 }
 
+/* The blocked AVX2 kernel (encoder_avx2.h): each thread a contiguous range of the (head,
+ * query block) items, so that it packs a head's keys and values once for all its blocks. */
+typedef struct attn_blocked_job {
+    cpu_backend *c;
+    pg_attn_full_args a;
+    int64_t items;
+} attn_blocked_job;
+
+static void attn_blocked_task(void *ctx, int ith, int nth) {
+    const attn_blocked_job *j = ctx;
+    int64_t i0, i1;
+    split_range(j->items, ith, nth, 1, &i0, &i1);
+    if (i0 < i1) pg_attn_full_avx2(&j->a, i0, i1, thread_scratch(j->c, ith));
+}
+
 static void cpu_attention_full(pg_backend *b, float *out, const float *q, const float *k,
                                const float *v, int n_q, int n_kv, size_t q_stride,
                                size_t kv_stride, int n_head, int head_dim, int causal) {
     if (n_q <= 0 || n_kv <= 0 || n_head <= 0 || head_dim <= 0 || (causal && n_kv < n_q)) return;
-    attn_full_job f = {{cpu_of(b), out, q, k, v, n_q, 0, n_head, n_head, head_dim,
-                        1.0f / sqrtf((float)head_dim)},
+    cpu_backend *c = cpu_of(b);
+    const float scale = 1.0f / sqrtf((float)head_dim);
+    if (c->enc_avx2 && c->scratch && n_kv <= c->max_ctx &&
+        pg_attn_full_scratch_floats(n_kv, head_dim) <= c->scratch_stride) {
+        attn_blocked_job j = {c,
+                              {out, q, k, v, n_q, n_kv, n_head, head_dim, causal != 0, q_stride,
+                               kv_stride, scale},
+                              pg_attn_full_items(n_q, n_head)};
+        pg_pool_run(c->pool, attn_blocked_task, &j);
+        return;
+    }
+    attn_full_job f = {{c, out, q, k, v, n_q, 0, n_head, n_head, head_dim, scale},
                        n_kv, causal != 0, q_stride, kv_stride};
-    pg_pool_run(f.a.c->pool, attn_full_task, &f);
+    pg_pool_run(c->pool, attn_full_task, &f);
 }
 
 /* ---- elementwise ------------------------------------------------------------------------ */
@@ -557,6 +604,7 @@ typedef struct elem_job {
     const float *x;
     size_t n;
     int kind; /* 0 silu_mul, 1 add, 2 copy, 3 gelu */
+    int avx2; /* encoder_avx2.c's GELU */
 } elem_job;
 
 static void elem_range(const elem_job *j, size_t i0, size_t i1) {
@@ -570,6 +618,10 @@ static void elem_range(const elem_job *j, size_t i0, size_t i1) {
         for (size_t i = i0; i < i1; i++) y[i] += x[i];
         break;
     case 3: /* torch's order: x * 0.5 * (1 + erf(x * float(M_SQRT1_2))) */
+        if (j->avx2) {
+            pg_gelu_avx2(y + i0, i1 - i0);
+            break;
+        }
         for (size_t i = i0; i < i1; i++)
             y[i] = y[i] * 0.5f * (1.0f + erff(y[i] * (float)M_SQRT1_2));
         break;
@@ -588,7 +640,7 @@ static void elem_task(void *ctx, int ith, int nth) {
 
 static void elem_run(pg_backend *b, float *y, const float *x, size_t n, int kind,
                      size_t par_min) {
-    elem_job j = {y, x, n, kind};
+    elem_job j = {y, x, n, kind, kind == 3 && cpu_of(b)->enc_avx2};
     if (n < par_min || cpu_of(b)->n_threads == 1) elem_range(&j, 0, n);
     else pg_pool_run(cpu_of(b)->pool, elem_task, &j);
 }
@@ -658,6 +710,7 @@ pg_status pg_backend_cpu_new(int n_threads, pg_backend **out) {
     }
     c->n_threads = n_threads;
     c->gemm = pg_gemm_avx2_usable() ? pg_gemm_avx2 : pg_gemm_generic;
+    c->enc_avx2 = pg_gemm_avx2_usable();
     c->base.ops = &cpu_ops;
     c->base.impl = c;
     *out = &c->base;
@@ -678,6 +731,11 @@ pg_status pg_backend_cpu_reserve(pg_backend *b, int max_rows, int64_t max_n_in, 
 
     size_t need = max_n_in > 0 ? matmul_scratch_floats() : 0;
     if ((size_t)max_ctx > need) need = (size_t)max_ctx;
+    if (max_ctx > 0 && pg_gemm_avx2_usable()) {
+        const size_t attn = pg_attn_full_scratch_floats(
+            max_ctx < ATTN_RESERVE_KV ? max_ctx : ATTN_RESERVE_KV, ATTN_RESERVE_HEAD_DIM);
+        if (attn > need) need = attn;
+    }
     need = (need + 15) & ~(size_t)15;
     if (need > c->scratch_stride) {
         if (need > SIZE_MAX / sizeof(float) / (size_t)c->n_threads)
@@ -726,5 +784,20 @@ pg_status pg_backend_cpu_set_gemm(pg_backend *b, pg_gemm_kernel k, int min_rows)
     c->gemm = k == PG_GEMM_GENERIC || (k == PG_GEMM_AUTO && !avx2) ? pg_gemm_generic
                                                                    : pg_gemm_avx2;
     c->gemm_min_rows = min_rows;
+    return PG_OK;
+}
+
+pg_status pg_backend_cpu_set_encoder_kernel(pg_backend *b, pg_encoder_kernel k) {
+    if (!b || b->ops != &cpu_ops)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT,
+                            "pg_backend_cpu_set_encoder_kernel: not a CPU backend");
+    if (k != PG_ENCODER_AUTO && k != PG_ENCODER_GENERIC && k != PG_ENCODER_AVX2)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT,
+                            "pg_backend_cpu_set_encoder_kernel: bad kernel %d", (int)k);
+    const int avx2 = pg_gemm_avx2_usable();
+    if (k == PG_ENCODER_AVX2 && !avx2)
+        return pg_set_error(PG_ERR_UNSUPPORTED, "pg_backend_cpu_set_encoder_kernel: AVX2+FMA "
+                            "not usable on this CPU or build");
+    cpu_of(b)->enc_avx2 = k != PG_ENCODER_GENERIC && avx2;
     return PG_OK;
 }
