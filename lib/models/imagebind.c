@@ -24,6 +24,7 @@
 
 #include "api/error.h"
 #include "gguf/dtype.h"
+#include "models/weight.h"
 
 /* Fixed geometry (docs/format.md §3: not stored in the file). */
 #define IB_IMAGE_SIDE 224
@@ -154,21 +155,6 @@ static pg_status load_hparams(const gguf_file *f, imagebind_tower_id t, imagebin
     return PG_OK;
 }
 
-/* A 2-D weight named name with ne = {n_in, n_out}. */
-static pg_status get_weight(const gguf_file *f, const char *name, int64_t n_in, int64_t n_out,
-                            pg_weight *w) {
-    const gguf_tensor *t;
-    int64_t ne[2] = {n_in, n_out};
-    pg_status s = gguf_get_tensor(f, name, 2, ne, &t);
-    if (s != PG_OK) return s;
-    w->type = t->type;
-    w->n_in = n_in;
-    w->n_out = n_out;
-    w->row_bytes = pg_dtype_row_bytes(t->type, n_in);
-    w->data = t->data;
-    return PG_OK;
-}
-
 /* A float tensor of shape ne (n_dims 1 or 2): a view when the file stores aligned F32, else a
  * converted copy that m owns. */
 static pg_status get_vec(imagebind_model *m, const char *name, int n_dims, int64_t ne0,
@@ -211,7 +197,7 @@ static pg_status load_tower(imagebind_model *m, imagebind_tower_id t) {
 #define NAME(fmt, ...) (snprintf(name, sizeof name, "%s." fmt, mn, __VA_ARGS__), name)
 #define VEC(field, n, ...) if ((s = get_vec(m, NAME(__VA_ARGS__), 1, n, 1, &(field)))) return s;
 #define MAT(field, nin, nout, ...)                                                          \
-    if ((s = get_weight(f, NAME(__VA_ARGS__), nin, nout, &(field)))) return s;
+    if ((s = pg_weight_from_gguf(f, NAME(__VA_ARGS__), nin, nout, &(field)))) return s;
 
     if (t == IB_TEXT) {
         const gguf_tensor *emb = gguf_find_tensor(f, NAME("%s", "token_embed.weight"));
@@ -309,7 +295,7 @@ static pg_status load_model(imagebind_model *m) {
         if (n_in != m->dim)
             return pg_set_error(PG_ERR_FORMAT, "%s: imagebind.llama_proj.input_length %d differs "
                                 "from imagebind.embedding_length %d", f->path, n_in, m->dim);
-        if ((s = get_weight(f, "llama_proj.weight", m->dim, m->proj_n_out, &m->llama_proj)) ||
+        if ((s = pg_weight_from_gguf(f, "llama_proj.weight", m->dim, m->proj_n_out, &m->llama_proj)) ||
             (s = get_vec(m, "llama_proj.bias", 1, m->proj_n_out, 1, &m->llama_proj_b)))
             return s;
         m->has_llama_proj = 1;

@@ -15,6 +15,7 @@
 
 #include "api/error.h"
 #include "gguf/dtype.h"
+#include "models/weight.h"
 
 #define LLAMA_N_BATCH 256 /* prefill rows per chunk: scratch is sized for this */
 
@@ -67,21 +68,6 @@ static pg_status load_hparams(const gguf_file *f, llama_hparams *hp) {
     if (!(hp->rms_eps > 0.0f) || !(hp->rope_base > 1.0f))
         return pg_set_error(PG_ERR_FORMAT, "%s: rms epsilon %g or rope freq_base %g invalid",
                             f->path, hp->rms_eps, hp->rope_base);
-    return PG_OK;
-}
-
-/* A 2-D weight named name with ne = {n_in, n_out}. */
-static pg_status get_weight(const gguf_file *f, const char *name, int64_t n_in, int64_t n_out,
-                            pg_weight *w) {
-    const gguf_tensor *t;
-    int64_t ne[2] = {n_in, n_out};
-    pg_status s = gguf_get_tensor(f, name, 2, ne, &t);
-    if (s != PG_OK) return s;
-    w->type = t->type;
-    w->n_in = n_in;
-    w->n_out = n_out;
-    w->row_bytes = pg_dtype_row_bytes(t->type, n_in);
-    w->data = t->data;
     return PG_OK;
 }
 
@@ -177,7 +163,7 @@ static pg_status load_weights(llama_model *m) {
         return pg_set_error(PG_ERR_FORMAT, "%s: token_embd has %lld rows", f->path,
                             (long long)emb->ne[1]);
     m->hp.n_vocab = (int32_t)emb->ne[1];
-    if ((s = get_weight(f, "token_embd.weight", hp->n_embd, hp->n_vocab, &w->token_embd)))
+    if ((s = pg_weight_from_gguf(f, "token_embd.weight", hp->n_embd, hp->n_vocab, &w->token_embd)))
         return s;
 
     /* norms: at most 2 per layer + 1, converted to F32 only when stored otherwise */
@@ -191,7 +177,7 @@ static pg_status load_weights(llama_model *m) {
         llama_layer *l = &w->layers[i];
 #define W(field, suffix, nin, nout)                                                         \
         snprintf(name, sizeof name, "blk.%d." suffix ".weight", i);                         \
-        if ((s = get_weight(f, name, nin, nout, &l->field))) return s;
+        if ((s = pg_weight_from_gguf(f, name, nin, nout, &l->field))) return s;
 #define N(field, suffix)                                                                    \
         snprintf(name, sizeof name, "blk.%d." suffix ".weight", i);                         \
         if ((s = get_norm(f, name, hp->n_embd, &store, &l->field))) return s;
@@ -209,7 +195,7 @@ static pg_status load_weights(llama_model *m) {
     }
     if ((s = get_norm(f, "output_norm.weight", hp->n_embd, &store, &w->output_norm))) return s;
     if (gguf_find_tensor(f, "output.weight")) {
-        if ((s = get_weight(f, "output.weight", hp->n_embd, hp->n_vocab, &w->output))) return s;
+        if ((s = pg_weight_from_gguf(f, "output.weight", hp->n_embd, hp->n_vocab, &w->output))) return s;
     } else {
         w->output = w->token_embd; /* tied embeddings, as llama.cpp allows */
     }
