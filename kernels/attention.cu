@@ -6,8 +6,9 @@
  * Two kernels do the work, both with an online softmax (running max m, running sum l, output
  * rescaled by exp(m_old − m_new) whenever the max grows), all in fp32:
  *
- * flash_attn_kernel — prefill and attention_full. A block takes 16 queries of one head
- *   (grid (ceil(n_q/16), n_head), 128 threads) and walks the keys in tiles of BK (32 for
+ * flash_attn_kernel — prefill and attention_full. A block takes 16 queries of one head of one
+ *   sequence (grid (ceil(n_q/16), n_head, n_batch), 128 threads; the batch is attention_full's
+ *   clips, each batch_stride floats after the last in q, k, v, and n_q rows after it in out) and walks the keys in tiles of BK (32 for
  *   head_dim ≤ 128, 8 above), each tile's K and V staged in shared memory next to the block's Q
  *   (rows padded by 4 floats so that the float4 reads below meet no bank conflicts). Thread
  *   tid owns query row qi = tid/8 and, in the 8 lanes of that row, keys kk + 8i of the tile for
@@ -65,8 +66,8 @@ template <int HD>
 static __global__ void __launch_bounds__(FA_THREADS)
 flash_attn_kernel(float *__restrict__ out, const float *__restrict__ q,
                   const float *__restrict__ k, const float *__restrict__ v, int n_q, int n_kv,
-                  size_t q_stride, size_t kv_stride, size_t out_stride, int hd_rt, int group,
-                  int causal, int off, float scale) {
+                  size_t q_stride, size_t kv_stride, size_t out_stride, size_t batch_stride,
+                  int hd_rt, int group, int causal, int off, float scale) {
     using C = fa_cfg<HD>;
     constexpr int BK = C::BK, LD = C::LD, NC = C::NC, KPL = BK / 8; /* keys per lane */
     __shared__ __align__(16) float Qs[FA_BQ][LD];
@@ -82,9 +83,12 @@ flash_attn_kernel(float *__restrict__ out, const float *__restrict__ q,
     const int qi = tid >> 3, kk = tid & 7; /* my query row, my lane among its 8 */
     const int t = q0 + qi;
 
-    const float *qh = q + (size_t)h * (size_t)hd;
-    const float *kh = k + (size_t)kvh * (size_t)hd;
-    const float *vh = v + (size_t)kvh * (size_t)hd;
+    /* sequence blockIdx.z of a batch (attention_full's clips): its own q, k, v and out rows */
+    const size_t zb = (size_t)blockIdx.z * batch_stride;
+    out += (size_t)blockIdx.z * (size_t)n_q * out_stride;
+    const float *qh = q + zb + (size_t)h * (size_t)hd;
+    const float *kh = k + zb + (size_t)kvh * (size_t)hd;
+    const float *vh = v + zb + (size_t)kvh * (size_t)hd;
 
     /* the block's queries; rows past n_q and dims past hd are zeros */
     for (int idx = tid; idx < FA_BQ * hdp; idx += FA_THREADS) {
@@ -191,29 +195,30 @@ flash_attn_kernel(float *__restrict__ out, const float *__restrict__ q,
 
 static int launch_flash(float *out, const float *q, const float *k, const float *v, int n_q,
                         int n_kv, size_t q_stride, size_t kv_stride, size_t out_stride,
-                        int n_head, int hd, int group, int causal, int off, cudaStream_t st) {
-    const dim3 grid((unsigned)((n_q + FA_BQ - 1) / FA_BQ), (unsigned)n_head);
+                        int n_batch, size_t batch_stride, int n_head, int hd, int group,
+                        int causal, int off, cudaStream_t st) {
+    const dim3 grid((unsigned)((n_q + FA_BQ - 1) / FA_BQ), (unsigned)n_head, (unsigned)n_batch);
     const float scale = 1.0f / sqrtf((float)hd); /* the CPU op's expression */
     switch (hd) {
     case 64:
         flash_attn_kernel<64><<<grid, FA_THREADS, 0, st>>>(
-            out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, hd, group, causal, off,
-            scale);
+            out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, batch_stride, hd, group,
+            causal, off, scale);
         break;
     case 80:
         flash_attn_kernel<80><<<grid, FA_THREADS, 0, st>>>(
-            out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, hd, group, causal, off,
-            scale);
+            out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, batch_stride, hd, group,
+            causal, off, scale);
         break;
     case 128:
         flash_attn_kernel<128><<<grid, FA_THREADS, 0, st>>>(
-            out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, hd, group, causal, off,
-            scale);
+            out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, batch_stride, hd, group,
+            causal, off, scale);
         break;
     default:
         flash_attn_kernel<0><<<grid, FA_THREADS, 0, st>>>(
-            out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, hd, group, causal, off,
-            scale);
+            out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, batch_stride, hd, group,
+            causal, off, scale);
         break;
     }
     return (int)cudaGetLastError();
@@ -412,20 +417,22 @@ extern "C" int pg_cuda_attention(float *out, const float *q, const float *k, con
         return (int)cudaGetLastError();
     }
     /* prefill (or decode without scratch): query t sees keys 0 .. pos0 + t */
-    return launch_flash(out, q, k, v, n, n_kv, q_stride, kv_stride, q_stride, n_head, head_dim,
-                        group, 1, pos0, st);
+    return launch_flash(out, q, k, v, n, n_kv, q_stride, kv_stride, q_stride, 1, 0, n_head,
+                        head_dim, group, 1, pos0, st);
 }
 
 extern "C" int pg_cuda_attention_full(float *out, const float *q, const float *k, const float *v,
                                       int n_q, int n_kv, size_t q_stride, size_t kv_stride,
-                                      int n_head, int head_dim, int causal, void *stream) {
-    if (n_q <= 0 || n_kv <= 0) return 0;
-    if (!out || !q || !k || !v || n_head <= 0 || n_head > 65535 || head_dim <= 0 ||
-        head_dim > ATTN_MAX_HD || (causal && n_kv < n_q))
+                                      int n_batch, size_t batch_stride, int n_head, int head_dim,
+                                      int causal, void *stream) {
+    if (n_q <= 0 || n_kv <= 0 || n_batch <= 0) return 0;
+    if (!out || !q || !k || !v || n_head <= 0 || n_head > 65535 || n_batch > 65535 ||
+        head_dim <= 0 || head_dim > ATTN_MAX_HD || (causal && n_kv < n_q))
         return PGK_EINVAL;
     const size_t out_stride = (size_t)n_head * (size_t)head_dim;
-    return launch_flash(out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, n_head,
-                        head_dim, 1, causal != 0, causal ? n_kv - n_q : 0, pgk_stream(stream));
+    return launch_flash(out, q, k, v, n_q, n_kv, q_stride, kv_stride, out_stride, n_batch,
+                        batch_stride, n_head, head_dim, 1, causal != 0, causal ? n_kv - n_q : 0,
+                        pgk_stream(stream));
 }
 
 extern "C" int pg_cuda_attention_decode_at(float *out, const float *q, const float *k,

@@ -89,10 +89,34 @@ int pg_cuda_attention(float *out, const float *q, const float *k, const float *v
 /* Floats of scratch pg_cuda_attention needs for a context of n_ctx positions. */
 size_t pg_cuda_attention_scratch(int n_head, int n_ctx, int head_dim);
 /* Bidirectional (or causal when causal != 0) attention of n_q queries over n_kv keys/values with
- * row strides (in floats) q_stride and kv_stride: the ImageBind op (backend.h attention_full). */
+ * row strides (in floats) q_stride and kv_stride, for each of n_batch independent sequences:
+ * sequence s reads q, k, v at + s·batch_stride floats and writes out + s·n_q·n_head·head_dim.
+ * The ImageBind op (backend.h attention_full); all clips of a trunk pass in one launch. */
 int pg_cuda_attention_full(float *out, const float *q, const float *k, const float *v, int n_q,
-                           int n_kv, size_t q_stride, size_t kv_stride, int n_head, int head_dim,
-                           int causal, void *stream);
+                           int n_kv, size_t q_stride, size_t kv_stride, int n_batch,
+                           size_t batch_stride, int n_head, int head_dim, int causal,
+                           void *stream);
+
+/* ---- ImageBind encoders and llama_proj (im2col.cu, encoder_head.cu, llama_proj.cu) ---- */
+/* Patch embedding's im2col (backend.h im2col) for a Conv whose kernel equals its stride in
+ * time: n_items inputs [channels][frames][height][width] become, each, gh·gw rows (token
+ * (ph, pw) row-major, gh = (height − k_h)/s_h + 1, gw likewise) of channels·k_t·k_h·k_w
+ * features in (c, t, i, j) order; tap t reads frame min(t, frames − 1) (PadIm2Video's repeat of
+ * an image). */
+int pg_cuda_im2col(float *out, const float *in, int n_items, int channels, int frames,
+                   int height, int width, int k_t, int k_h, int k_w, int s_h, int s_w,
+                   void *stream);
+/* The encoder's postprocessing and clip average (backend.h l2norm_sum): out[d] = (accumulate ?
+ * out[d] : 0) + Σ_c weight · (scale · x[c][d] / max(‖x[c]‖₂, 1e-12)), c = 0 .. n_rows − 1 in
+ * order, ‖·‖ summed in double; the product by scale is skipped when scale is 1. */
+int pg_cuda_l2norm_sum(float *out, const float *x, int n_rows, int dim, float scale,
+                       float weight, int accumulate, void *stream);
+/* llama_proj (backend.h project): y[r] = (accumulate ? y[r] : 0) + (float)(Σ_k W[r][k]·u[k] +
+ * bias[r]) for r < n_out, the dot and the bias added in double (imagebind_project's rounding);
+ * W any type, row_bytes apart; bias may be NULL. */
+int pg_cuda_project(float *y, const void *w, int type, int64_t n_in, int64_t n_out,
+                    size_t row_bytes, const float *bias, const float *u, int accumulate,
+                    void *stream);
 
 /* ---- decode with the position in device memory (additions, for CUDA-graph replay) ----
  * Same results as the calls above for one decode step, but the position is read at run time

@@ -42,7 +42,9 @@ pg_status pg_model_backend_reserve(const pg_model *m, pg_backend *b, int max_row
                                    int64_t max_n_in, int max_ctx);
 
 /* The vector a chat turn puts in the modality slot: llama_proj of each media's ImageBind vector,
- * summed (spec §1: each modality brings its own bias). out has the LLM's n_embd floats. */
+ * summed (spec §1: each modality brings its own bias), computed with the backend's ops on its
+ * memory: out is n_embd floats of b's memory (the session state's embd_row). Nothing waits for
+ * the backend; its errors come from the next sync (the prompt's evaluation). */
 pg_status pg_media_slot(pg_model *m, imagebind_state *st, pg_backend *b, pg_media *const *media,
                         size_t n_media, float *out);
 

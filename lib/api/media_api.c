@@ -178,22 +178,13 @@ pg_status pg_project(pg_model *m, const float *embed, size_t n, float *out, size
 
 pg_status pg_media_slot(pg_model *m, imagebind_state *st, pg_backend *b, pg_media *const *media,
                         size_t n_media, float *out) {
-    const int32_t dim = m->enc->dim, H = m->enc->proj_n_out;
-    float *u = malloc(sizeof(float) * (size_t)(dim + H));
-    if (!u) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "pg_session_chat: %d floats", dim + H);
-    float *v = u + dim;
-    memset(out, 0, sizeof(float) * (size_t)H);
     pg_status s = PG_OK;
     for (size_t i = 0; i < n_media && s == PG_OK; i++) {
-        s = imagebind_encode(m->enc, st, b, media[i]->mod, media[i]->data, media[i]->n_clips, u,
-                             NULL, NULL);
-        if (s == PG_OK) s = imagebind_project(m->enc, u, v);
-        if (s == PG_OK)
-            for (int32_t j = 0; j < H; j++) out[j] += v[j];
-        else
+        s = imagebind_encode_to(m->enc, st, b, media[i]->mod, media[i]->data, media[i]->n_clips);
+        if (s == PG_OK) s = imagebind_project_to(m->enc, b, st->vec, out, i > 0);
+        if (s != PG_OK)
             pg_error_prefix(s, "pg_session_chat: media %zu (%s)", i,
                             media_modality_name(media[i]->mod));
     }
-    free(u);
     return s;
 }

@@ -151,27 +151,25 @@ pg_status pg_session_chat(pg_session *s, const char *user_text, pg_media *const 
     /* The conversation's modality vector is made once, at the first turn with media, and reused
      * by every later turn until pg_session_reset, as PandaGPT's demo does (spec §2.4): media
      * given to a later turn are not encoded. */
-    float *slot = NULL;
+    int new_modality = 0;
     if (n_media && !chat_has_modality(s->chat)) {
         if ((st = session_encoder(s))) return st;
-        slot = malloc(sizeof(float) * (size_t)s->model->llm->hp.n_embd);
-        if (!slot) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "pg_session_chat: modality row");
-        if ((st = pg_media_slot(s->model, s->enc_state, s->backend, media, n_media, slot))) {
-            free(slot);
+        /* encoded, projected and summed on the session's backend, into the row the prompt's
+         * modality slot reads: on a GPU the media's vectors never come back to the host */
+        if ((st = pg_media_slot(s->model, s->enc_state, s->backend, media, n_media,
+                                s->state->embd_row)))
             return st;
-        }
+        new_modality = 1;
     }
     chat_turn_args a = {
         .user_text = user_text,
-        .modality = slot,
+        .new_modality = new_modality,
         .max_tokens = g.max_tokens,
         .sampling = {g.temperature, g.top_k, g.top_p, g.repeat_penalty, g.seed},
         .cb = cb,
         .user_data = user_data,
     };
-    st = chat_turn(s->chat, s->model->llm, s->state, s->backend, &a);
-    free(slot);
-    return st;
+    return chat_turn(s->chat, s->model->llm, s->state, s->backend, &a);
 }
 
 pg_status pg_session_answer(const pg_session *s, char *buf, size_t cap, size_t *len) {
@@ -200,6 +198,11 @@ pg_status pg_session_eval_tokens(pg_session *s, const int32_t *tokens, size_t n)
     if (!s || !tokens || n == 0)
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_session_eval_tokens: %s",
                             !s ? "session is NULL" : !tokens ? "tokens is NULL" : "n is 0");
+    for (size_t i = 0; i < n; i++) /* llama_eval also takes its internal LLAMA_ID_ROW */
+        if (tokens[i] < 0)
+            return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_session_eval_tokens: token %d at "
+                                "index %zu is out of range [0, %d)", tokens[i], i,
+                                s->model->llm->hp.n_vocab);
     pg_status st = llama_eval(s->model->llm, s->state, s->backend, tokens, NULL, clamp_rows(n));
     return st == PG_OK ? st : pg_error_prefix(st, "pg_session_eval_tokens");
 }

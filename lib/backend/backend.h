@@ -29,6 +29,17 @@ typedef struct pg_weight {
 
 typedef struct pg_backend pg_backend;
 
+/* The geometry of a Conv whose kernel equals its stride in time (ImageBind's patch embeddings,
+ * spec §5): an input [channels][frames][height][width] gives gh = (height - k_h)/s_h + 1 by
+ * gw = (width - k_w)/s_w + 1 tokens (row-major), each a row of channels·k_t·k_h·k_w features in
+ * (c, t, i, j) order, value in[c][min(t, frames - 1)][ph·s_h + i][pw·s_w + j] — an image
+ * (frames 1) repeated over a 2-frame kernel is PadIm2Video's repeat. */
+typedef struct pg_conv_geom {
+    int channels, frames, height, width;
+    int k_t, k_h, k_w;
+    int s_h, s_w;
+} pg_conv_geom;
+
 typedef struct pg_backend_ops {
     const char *name;
     /* Frees the backend and everything it owns (pg_backend_free calls it). */
@@ -88,10 +99,29 @@ typedef struct pg_backend_ops {
      *   k, v row p at k + p*kv_stride, v + p*kv_stride, heads split the same way
      *   out  [n_q][n_head*head_dim], contiguous; it overlaps none of q, k, v
      * scale = 1/sqrt(head_dim); softmax in float32 with the max subtracted. The strides let q, k
-     * and v be column slices of one fused [rows][3E] projection. */
+     * and v be column slices of one fused [rows][3E] projection. The same is done for each of
+     * n_batch independent sequences (an encoder's clips): sequence s reads q, k and v at
+     * + s*batch_stride floats and writes out + s*n_q*n_head*head_dim. */
     void (*attention_full)(pg_backend *b, float *out, const float *q, const float *k,
                            const float *v, int n_q, int n_kv, size_t q_stride, size_t kv_stride,
-                           int n_head, int head_dim, int causal);
+                           int n_batch, size_t batch_stride, int n_head, int head_dim,
+                           int causal);
+    /* Patch embedding's im2col (a Conv whose kernel equals its stride in time): n_items inputs
+     * [channels][frames][height][width], contiguous, become n_items × gh·gw rows of
+     * channels·k_t·k_h·k_w features (pg_conv_geom). */
+    void (*im2col)(pg_backend *b, float *out, const float *in, int n_items,
+                   const pg_conv_geom *g);
+    /* out[d] = (accumulate ? out[d] : 0) + Σ_c weight·(scale·x[c][d] / max(‖x[c]‖₂, 1e-12)) for
+     * d < dim, c = 0..n_rows-1 in order (float adds; the norm summed in double, rounded to
+     * float; no product when scale is 1): the encoders' L2 normalisation, logit scale and clip
+     * mean (spec §5.9). */
+    void (*l2norm_sum)(pg_backend *b, float *out, const float *x, int n_rows, int dim,
+                       float scale, float weight, int accumulate);
+    /* y[r] = (accumulate ? y[r] : 0) + (float)(dot(row r of w, u) + bias[r]) for r < w->n_out,
+     * the dot and the bias added in double (llama_proj, spec §1); bias may be NULL. u and y
+     * are backend memory, u of w->n_in floats. */
+    void (*project)(pg_backend *b, const pg_weight *w, const float *bias, const float *u,
+                    float *y, int accumulate);
 } pg_backend_ops;
 
 struct pg_backend {

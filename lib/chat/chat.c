@@ -32,8 +32,7 @@ struct pg_chat {
     size_t history_len;
     char *scratch;        /* the segment text being built */
     size_t scratch_cap;
-    float *modality;      /* (n_embd) the conversation's modality vector, once given */
-    int has_modality;
+    int has_modality;     /* the conversation's modality vector is in the state's embd_row */
     int32_t stop_id;      /* "##", or -1 when the vocabulary lacks it */
     size_t max_piece;     /* longest decoded piece of the vocabulary, in bytes */
     pg_timings timings;   /* of the last turn */
@@ -59,10 +58,9 @@ pg_status chat_new(const llama_model *m, int32_t n_ctx, pg_chat **out) {
     c->prompt = malloc(sizeof(int32_t) * (size_t)n_ctx);
     c->generated = malloc(sizeof(int32_t) * ((size_t)n_ctx + 2));
     c->logits = malloc(sizeof(float) * (size_t)m->hp.n_vocab);
-    c->modality = malloc(sizeof(float) * (size_t)m->hp.n_embd);
     c->history = calloc(1, 1);
     pg_status s = PG_OK;
-    if (!c->prompt || !c->generated || !c->logits || !c->modality || !c->history)
+    if (!c->prompt || !c->generated || !c->logits || !c->history)
         s = pg_set_error(PG_ERR_OUT_OF_MEMORY, "cannot allocate conversation buffers (n_ctx %d)",
                          n_ctx);
     if (s == PG_OK) s = pg_sampler_new(m->hp.n_vocab, &c->sampler);
@@ -85,7 +83,6 @@ void chat_free(pg_chat *c) {
     free(c->prompt);
     free(c->generated);
     free(c->logits);
-    free(c->modality);
     free(c->history);
     free(c->scratch);
     pg_sampler_free(c->sampler);
@@ -170,25 +167,6 @@ static pg_status build_prompt(pg_chat *c, const llama_model *m, const char *q, i
 // ---------------------------------------------------------------------------------------------
 // Evaluating the prompt, reusing the cache
 
-/* Evaluates prompt[from..n) after the cache was cut back to from. */
-static pg_status eval_prompt(pg_chat *c, const llama_model *m, llama_state *st, pg_backend *b,
-                             int32_t from, int32_t n) {
-    pg_status s;
-    for (int32_t i = from; i < n;) {
-        if (c->prompt[i] == CHAT_ID_MODALITY) {
-            if ((s = llama_eval(m, st, b, NULL, c->modality, 1))) return s;
-            st->ids[st->n_past - 1] = CHAT_ID_MODALITY;
-            i++;
-            continue;
-        }
-        int32_t j = i;
-        while (j < n && c->prompt[j] != CHAT_ID_MODALITY) j++;
-        if ((s = llama_eval(m, st, b, c->prompt + i, NULL, j - i))) return s;
-        i = j;
-    }
-    return PG_OK;
-}
-
 static int32_t common_prefix(const llama_state *st, const int32_t *prompt, int32_t n) {
     int32_t k = 0;
     while (k < n && k < st->n_past && st->ids[k] == prompt[k]) k++;
@@ -240,8 +218,7 @@ pg_status chat_turn(pg_chat *c, const llama_model *m, llama_state *st, pg_backen
     pg_status s;
     int had_modality = c->has_modality;
     memset(&c->timings, 0, sizeof c->timings);
-    if (a->modality && !c->has_modality) {
-        memcpy(c->modality, a->modality, sizeof(float) * (size_t)m->hp.n_embd);
+    if (a->new_modality && !c->has_modality) {
         c->has_modality = 1;
         /* a slot left in the cache by an earlier, failed turn held another vector */
         for (int32_t i = 0; i < st->n_past; i++)
@@ -270,7 +247,8 @@ pg_status chat_turn(pg_chat *c, const llama_model *m, llama_state *st, pg_backen
     c->timings.n_reused = keep;
     c->timings.n_prompt = n - keep;
     double t0 = now_ms();
-    if ((s = eval_prompt(c, m, st, b, keep, n))) {
+    /* one forward pass; llama_eval reads the modality slot from st->embd_row */
+    if ((s = llama_eval(m, st, b, c->prompt + keep, NULL, n - keep))) {
         c->has_modality = had_modality;
         return s;
     }

@@ -13,14 +13,16 @@
 #include "models/llama.h"
 #include "text/sampler.h"
 
-#define CHAT_ID_MODALITY (-2) /* st->ids marker of the conversation's modality slot */
+/* The prompt's (and st->ids') marker of the conversation's modality slot: llama_eval reads
+ * that position's input from st->embd_row. */
+#define CHAT_ID_MODALITY LLAMA_ID_ROW
 
 typedef struct pg_chat pg_chat;
 
 typedef struct chat_turn_args {
     const char *user_text;        /* NUL-terminated */
-    const float *modality;        /* n_embd floats (sum of projected media) for the first turn
-                                     that brings media, or NULL */
+    int new_modality;             /* nonzero on the first turn that brings media: the caller
+                                     has written their projected sum into st->embd_row */
     int32_t max_tokens;
     pg_sampler_params sampling;
     pg_token_callback cb;         /* may be NULL */

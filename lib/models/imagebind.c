@@ -6,14 +6,16 @@
  * views into the mapping and vectors (norms, biases, cls, pos, bias_k/v) are converted to F32
  * only when the file stores them otherwise.
  *
- * The forward pass follows upstream's modules in order: patch embedding (a Conv as im2col on the
- * host + one matmul, no bias), stem LayerNorm (eps 1e-5; audio, thermal, depth, imu), CLS +
- * pos_embed, vision's pre-trunk LayerNorm (eps 1e-6), pre-LN blocks (x += out_proj(MHA(LN1 x)),
- * x += fc2(GELU(fc1(LN2 x)))), then the head: LayerNorm on the CLS row only, Linear without
- * bias, and PandaGPT's postprocessor. All clips of a call run through the trunk as one batch of
- * clips × L rows (up to the state's max_clips); only attention, which mixes rows of one clip,
- * and the in_proj of towers with bias_kv (whose extra row sits after each clip's rows) run per
- * clip.
+ * The forward pass follows upstream's modules in order: patch embedding (the Conv as the
+ * backend's im2col + one matmul, no bias), stem LayerNorm (eps 1e-5; audio, thermal, depth,
+ * imu), CLS + pos_embed, vision's pre-trunk LayerNorm (eps 1e-6), pre-LN blocks
+ * (x += out_proj(MHA(LN1 x)), x += fc2(GELU(fc1(LN2 x)))), then the head: LayerNorm on the CLS
+ * row only, Linear without bias, and PandaGPT's postprocessor (L2 normalisation, logit scale,
+ * clip mean) — all of it backend ops, so on a GPU the media tensor goes up once and the one
+ * vector stays there for llama_proj. All clips of a call run through the trunk as one batch of
+ * clips × L rows (up to the state's max_clips), attention included (one call, a sequence per
+ * clip); only the in_proj of towers with bias_kv, whose extra key/value row sits after each
+ * clip's rows, runs per clip.
  */
 #include "imagebind.h"
 
@@ -23,6 +25,7 @@
 #include <string.h>
 
 #include "api/error.h"
+#include "backend/cpu/encoder_ops.h"
 #include "gguf/dtype.h"
 #include "models/weight.h"
 
@@ -299,6 +302,8 @@ static pg_status load_model(imagebind_model *m) {
             (s = get_vec(m, "llama_proj.bias", 1, m->proj_n_out, 1, &m->llama_proj_b)))
             return s;
         m->has_llama_proj = 1;
+        m->proj_w = m->llama_proj;
+        m->proj_b = m->llama_proj_b;
     } else if (gguf_find_tensor(f, "llama_proj.weight")) {
         return pg_set_error(PG_ERR_FORMAT, "%s: tensor 'llama_proj.weight' without the "
                             "imagebind.llama_proj.* keys", f->path);
@@ -339,6 +344,53 @@ void imagebind_model_free(imagebind_model *m) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Patch embedding: each tower's Conv (kernel = stride) as the backend's im2col + one matmul, in
+// the order the converter flattened the Conv weights (docs/format.md §3)
+
+/* The Conv of a modality over one clip of its pg_media tensor:
+ *   vision  Conv3d (2, 14, 14) over [3][T][224][224]: an image (T 1) is PadIm2Video-repeated,
+ *           both temporal taps reading its one frame, as upstream's Conv3d sees it
+ *   audio   Conv2d 16 / stride 10 over [1][128][204] (12 × 19 tokens)
+ *   thermal, depth  Conv2d 16 / 16 over [1][224][224] (14 × 14)
+ *   imu     [6][2000] unfolded into 250 patches of 8 samples, feature c·8 + k */
+static pg_conv_geom conv_geom(pg_modality mod) {
+    switch (mod) {
+    case PG_MODALITY_IMAGE: case PG_MODALITY_VIDEO:
+        return (pg_conv_geom){3, mod == PG_MODALITY_VIDEO ? IB_VISION_FRAMES : 1, IB_IMAGE_SIDE,
+                              IB_IMAGE_SIDE, IB_VISION_FRAMES, IB_VISION_PATCH, IB_VISION_PATCH,
+                              IB_VISION_PATCH, IB_VISION_PATCH};
+    case PG_MODALITY_AUDIO:
+        return (pg_conv_geom){1, 1, IB_AUDIO_MELS, IB_AUDIO_FRAMES, 1, IB_AUDIO_KERNEL,
+                              IB_AUDIO_KERNEL, IB_AUDIO_STRIDE, IB_AUDIO_STRIDE};
+    case PG_MODALITY_THERMAL: case PG_MODALITY_DEPTH:
+        return (pg_conv_geom){1, 1, IB_IMAGE_SIDE, IB_IMAGE_SIDE, 1, IB_RGBT_PATCH,
+                              IB_RGBT_PATCH, IB_RGBT_PATCH, IB_RGBT_PATCH};
+    case PG_MODALITY_IMU:
+        return (pg_conv_geom){IB_IMU_CHANNELS, 1, 1, IB_IMU_SAMPLES, 1, 1, IB_IMU_PATCH, 1,
+                              IB_IMU_PATCH};
+    }
+    return (pg_conv_geom){0};
+}
+
+/* Floats of one clip of mod's input tensor. */
+static size_t clip_floats(pg_modality mod) {
+    const pg_conv_geom g = conv_geom(mod);
+    return (size_t)g.channels * (size_t)g.frames * (size_t)g.height * (size_t)g.width;
+}
+
+/* The largest clip a tower reads (vision: a video clip); 0 for text. */
+static size_t tower_clip_floats(imagebind_tower_id t) {
+    switch (t) {
+    case IB_VISION: return clip_floats(PG_MODALITY_VIDEO);
+    case IB_AUDIO: return clip_floats(PG_MODALITY_AUDIO);
+    case IB_THERMAL: return clip_floats(PG_MODALITY_THERMAL);
+    case IB_DEPTH: return clip_floats(PG_MODALITY_DEPTH);
+    case IB_IMU: return clip_floats(PG_MODALITY_IMU);
+    default: return 0;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // State
 
 static int32_t clips_or_default(int32_t max_clips) {
@@ -373,13 +425,16 @@ pg_status imagebind_state_new(const imagebind_model *m, pg_backend *b, int32_t m
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "imagebind_state_new: max_clips %d out of "
                             "range [0, %d]", max_clips, IB_MAX_CLIPS);
     const size_t nc = (size_t)clips_or_default(max_clips);
-    size_t n_patches = 0, n_x = 0, n_qkv = 0, n_hb = 0, n_cls = 0, n_host = nc * (size_t)m->dim;
+    size_t n_raw = 0, n_patches = 0, n_x = 0, n_qkv = 0, n_hb = 0, n_cls = 0;
+    size_t n_host = nc * (size_t)m->dim;
     for (int t = 0; t < IB_N_TOWERS; t++) {
         if (!m->has[t]) continue;
         const imagebind_hparams *hp = &m->hp[t];
         const size_t c = t == IB_TEXT ? 1 : nc, L = (size_t)hp->n_tokens, E = (size_t)hp->n_embd;
         const size_t np = c * (size_t)hp->n_patches * (size_t)hp->n_patch_in;
         if (np > n_patches) n_patches = np;
+        const size_t nr = c * tower_clip_floats((imagebind_tower_id)t);
+        if (nr > n_raw) n_raw = nr;
         if (c * L * E > n_x) n_x = c * L * E;
         if (c * (L + 1) * 3 * E > n_qkv) n_qkv = c * (L + 1) * 3 * E;
         if (c * L * (size_t)hp->n_ff > n_hb) n_hb = c * L * (size_t)hp->n_ff;
@@ -392,15 +447,15 @@ pg_status imagebind_state_new(const imagebind_model *m, pg_backend *b, int32_t m
     st->host_n = n_host;
     pg_status s = PG_OK;
     st->host = malloc(sizeof(float) * n_host);
-    st->acc = malloc(sizeof(double) * (size_t)m->dim);
-    st->host_patches = n_patches ? malloc(sizeof(float) * n_patches) : NULL;
-    if (!st->host || !st->acc || (n_patches && !st->host_patches))
+    if (!st->host)
         s = pg_set_error(PG_ERR_OUT_OF_MEMORY, "encoder state: cannot allocate %zu floats of "
-                         "host staging", n_host + n_patches);
+                         "host staging", n_host);
     struct { float **p; size_t n; const char *what; } bufs[] = {
-        {&st->patches, n_patches, "patches"}, {&st->x, n_x, "x"}, {&st->xb, n_x, "xb"},
-        {&st->qkv, n_qkv, "qkv"}, {&st->att, n_x, "att"}, {&st->hb, n_hb, "hb"},
-        {&st->cls, n_cls, "cls"}, {&st->head, nc * (size_t)m->dim, "head"},
+        {&st->raw, n_raw, "raw"}, {&st->patches, n_patches, "patches"},
+        {&st->x, n_x, "x"}, {&st->xb, n_x, "xb"}, {&st->qkv, n_qkv, "qkv"},
+        {&st->att, n_x, "att"}, {&st->hb, n_hb, "hb"}, {&st->cls, n_cls, "cls"},
+        {&st->head, nc * (size_t)m->dim, "head"}, {&st->vec, (size_t)m->dim, "vec"},
+        {&st->post, (size_t)m->dim, "post"},
     };
     for (size_t i = 0; s == PG_OK && i < sizeof bufs / sizeof bufs[0]; i++) {
         if (bufs[i].n == 0) continue;
@@ -418,91 +473,12 @@ pg_status imagebind_state_new(const imagebind_model *m, pg_backend *b, int32_t m
 
 void imagebind_state_free(imagebind_state *st, pg_backend *b) {
     if (!st) return;
-    float *bufs[] = {st->patches, st->x, st->xb, st->qkv, st->att, st->hb, st->cls, st->head};
+    float *bufs[] = {st->raw, st->patches, st->x, st->xb, st->qkv, st->att, st->hb,
+                     st->cls, st->head, st->vec, st->post};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) b->ops->free(b, bufs[i]);
     free(st->host);
-    free(st->acc);
-    free(st->host_patches);
     free(st);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Patch embedding on the host: im2col of one clip into rows of K inputs, in the order the
-// converter flattened the Conv weights (docs/format.md §3)
-
-/* Vision: Conv3d kernel = stride (2, 14, 14) over [3][T][224][224]; feature (c, t, kh, kw),
- * token (h, w) row-major. An image (frames 1) is PadIm2Video-repeated: both temporal taps read
- * the same frame, so the dot runs over both taps as upstream's Conv3d does. */
-static void im2col_vision(const float *in, int frames, float *out) {
-    const size_t plane = (size_t)IB_IMAGE_SIDE * IB_IMAGE_SIDE;
-    const int K = 3 * IB_VISION_FRAMES * IB_VISION_PATCH * IB_VISION_PATCH;
-    for (int ph = 0; ph < IB_VISION_GRID; ph++)
-        for (int pw = 0; pw < IB_VISION_GRID; pw++) {
-            float *row = out + (size_t)(ph * IB_VISION_GRID + pw) * K;
-            for (int c = 0; c < 3; c++)
-                for (int t = 0; t < IB_VISION_FRAMES; t++) {
-                    const float *src = in + (size_t)(c * frames + (frames == 1 ? 0 : t)) * plane;
-                    for (int kh = 0; kh < IB_VISION_PATCH; kh++)
-                        memcpy(row + ((c * IB_VISION_FRAMES + t) * IB_VISION_PATCH + kh) *
-                                         IB_VISION_PATCH,
-                               src + (size_t)(ph * IB_VISION_PATCH + kh) * IB_IMAGE_SIDE +
-                                   pw * IB_VISION_PATCH,
-                               sizeof(float) * IB_VISION_PATCH);
-                }
-        }
-}
-
-/* One-channel Conv2d of kernel k and stride s over an [h][w] plane: feature (kh, kw), tokens
- * row-major over the (gh, gw) grid. Audio: 16/10 on 128×204 (12×19); thermal, depth: 16/16 on
- * 224×224 (14×14). */
-static void im2col_plane(const float *in, int w, int k, int s, int gh, int gw, float *out) {
-    for (int i = 0; i < gh; i++)
-        for (int j = 0; j < gw; j++) {
-            float *row = out + (size_t)(i * gw + j) * (size_t)(k * k);
-            for (int kh = 0; kh < k; kh++)
-                memcpy(row + kh * k, in + (size_t)(i * s + kh) * (size_t)w + (size_t)(j * s),
-                       sizeof(float) * (size_t)k);
-        }
-}
-
-/* IMU: [6][2000] unfolded into 250 patches of 8 samples; feature c*8 + k. */
-static void im2col_imu(const float *in, float *out) {
-    const int n = IB_IMU_SAMPLES / IB_IMU_PATCH;
-    for (int p = 0; p < n; p++)
-        for (int c = 0; c < IB_IMU_CHANNELS; c++)
-            memcpy(out + (size_t)p * (IB_IMU_CHANNELS * IB_IMU_PATCH) + c * IB_IMU_PATCH,
-                   in + (size_t)c * IB_IMU_SAMPLES + (size_t)p * IB_IMU_PATCH,
-                   sizeof(float) * IB_IMU_PATCH);
-}
-
-/* Floats of one clip of mod's input tensor. */
-static size_t clip_floats(pg_modality mod) {
-    const size_t plane = (size_t)IB_IMAGE_SIDE * IB_IMAGE_SIDE;
-    switch (mod) {
-    case PG_MODALITY_IMAGE: return 3 * plane;
-    case PG_MODALITY_VIDEO: return 3 * IB_VISION_FRAMES * plane;
-    case PG_MODALITY_AUDIO: return (size_t)IB_AUDIO_MELS * IB_AUDIO_FRAMES;
-    case PG_MODALITY_THERMAL: case PG_MODALITY_DEPTH: return plane;
-    case PG_MODALITY_IMU: return (size_t)IB_IMU_CHANNELS * IB_IMU_SAMPLES;
-    }
-    return 0;
-}
-
-static void im2col(pg_modality mod, const float *in, float *out) {
-    switch (mod) {
-    case PG_MODALITY_IMAGE: im2col_vision(in, 1, out); break;
-    case PG_MODALITY_VIDEO: im2col_vision(in, IB_VISION_FRAMES, out); break;
-    case PG_MODALITY_AUDIO:
-        im2col_plane(in, IB_AUDIO_FRAMES, IB_AUDIO_KERNEL, IB_AUDIO_STRIDE, IB_AUDIO_GRID_H,
-                     IB_AUDIO_GRID_W, out);
-        break;
-    case PG_MODALITY_THERMAL: case PG_MODALITY_DEPTH:
-        im2col_plane(in, IB_IMAGE_SIDE, IB_RGBT_PATCH, IB_RGBT_PATCH, IB_RGBT_GRID, IB_RGBT_GRID,
-                     out);
-        break;
-    case PG_MODALITY_IMU: im2col_imu(in, out); break;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,17 +498,18 @@ static pg_status tap_rows(const imagebind_hparams *hp, imagebind_state *st, pg_b
     return PG_OK;
 }
 
-/* Patch tokens → stem LN → [CLS, tokens] + pos_embed in st->x, for nc clips whose patch rows
- * are in st->host_patches. */
+/* nc clips of mod's input tensor (host) → patch tokens → stem LN → [CLS, tokens] + pos_embed
+ * in st->x. Only the preprocessed tensor crosses to the backend; im2col runs there. */
 static void embed_patches(const imagebind_model *m, imagebind_tower_id t, imagebind_state *st,
-                          pg_backend *b, int nc) {
+                          pg_backend *b, pg_modality mod, const float *input, int nc) {
     const imagebind_hparams *hp = &m->hp[t];
     const imagebind_tower *w = &m->w[t];
     const pg_backend_ops *op = b->ops;
     const size_t L = (size_t)hp->n_tokens, E = (size_t)hp->n_embd, P = (size_t)hp->n_patches;
     const int rows = nc * hp->n_patches;
-    op->upload(b, st->patches, st->host_patches,
-               sizeof(float) * (size_t)rows * (size_t)hp->n_patch_in);
+    const pg_conv_geom g = conv_geom(mod);
+    op->upload(b, st->raw, input, sizeof(float) * (size_t)nc * clip_floats(mod));
+    op->im2col(b, st->patches, st->raw, nc, &g);
     op->matmul(b, &w->patch_embed, st->patches, st->xb, rows);
     if (w->stem_norm_w)
         op->layernorm(b, st->xb, st->xb, w->stem_norm_w, w->stem_norm_b, rows, hp->n_embd,
@@ -577,15 +554,15 @@ static pg_status trunk(const imagebind_model *m, imagebind_tower_id t, imagebind
                            st->qkv + (size_t)c * L_kv * E3, L);
         }
         op->add_bias(b, st->qkv, l->in_proj_b, nc * L_kv, 3 * E);
-        for (int c = 0; c < nc; c++) {
-            float *qc = st->qkv + (size_t)c * L_kv * E3;
-            if (hp->bias_kv) { /* overwrites the bias-added zeros of the extra row */
-                op->copy(b, qc + (size_t)L * E3 + E, l->bias_k, (size_t)E);
-                op->copy(b, qc + (size_t)L * E3 + 2 * (size_t)E, l->bias_v, (size_t)E);
+        if (hp->bias_kv)
+            for (int c = 0; c < nc; c++) { /* overwrites the bias-added zeros of the extra row */
+                float *extra = st->qkv + ((size_t)c * L_kv + (size_t)L) * E3;
+                op->copy(b, extra + E, l->bias_k, (size_t)E);
+                op->copy(b, extra + 2 * (size_t)E, l->bias_v, (size_t)E);
             }
-            op->attention_full(b, st->att + (size_t)c * L * E, qc, qc + E, qc + 2 * (size_t)E, L,
-                               L_kv, E3, E3, hp->n_head, hp->head_dim, causal);
-        }
+        /* every clip in one call: each attends over its own L_kv rows */
+        op->attention_full(b, st->att, st->qkv, st->qkv + E, st->qkv + 2 * (size_t)E, L, L_kv,
+                           E3, E3, nc, (size_t)L_kv * E3, hp->n_head, hp->head_dim, causal);
         op->matmul(b, &l->out_proj, st->att, st->xb, R);
         op->add_bias(b, st->xb, l->out_proj_b, R, E);
         op->add(b, st->x, st->xb, (size_t)R * E);
@@ -608,9 +585,9 @@ static pg_status trunk(const imagebind_model *m, imagebind_tower_id t, imagebind
     return tap_rows(hp, st, b, "trunk_out", tap, ud);
 }
 
-/* The head on row `row` of each of nc clips: LayerNorm, Linear → st->host [nc][dim]. */
-static pg_status head(const imagebind_model *m, imagebind_tower_id t, imagebind_state *st,
-                      pg_backend *b, int nc, int row) {
+/* The head on row `row` of each of nc clips: LayerNorm, Linear → st->head [nc][dim]. */
+static void head(const imagebind_model *m, imagebind_tower_id t, imagebind_state *st,
+                 pg_backend *b, int nc, int row) {
     const imagebind_hparams *hp = &m->hp[t];
     const imagebind_tower *w = &m->w[t];
     const pg_backend_ops *op = b->ops;
@@ -619,33 +596,23 @@ static pg_status head(const imagebind_model *m, imagebind_tower_id t, imagebind_
         op->copy(b, st->cls + (size_t)c * E, st->x + ((size_t)c * L + (size_t)row) * E, E);
     op->layernorm(b, st->cls, st->cls, w->head_norm_w, w->head_norm_b, nc, hp->n_embd, hp->eps);
     op->matmul(b, &w->head, st->cls, st->head, nc);
-    pg_status s = op->sync(b);
-    if (s != PG_OK) return s;
-    op->download(b, st->host, st->head, sizeof(float) * (size_t)nc * (size_t)m->dim);
-    return op->sync(b); /* a failed download reports here */
 }
 
-/* Normalises each of nc head rows in st->host in place (x / max(|x|, 1e-12), then × scale when
- * scale is not 1), hands them to the tap and adds them to acc. */
-static pg_status postprocess(const imagebind_model *m, imagebind_state *st, int c0, int nc,
-                             float scale, double *acc, imagebind_tap_fn tap, void *ud) {
-    const int dim = m->dim;
+/* Hands each of nc clips' head output and normalised vector to the tap (host copies). */
+static pg_status tap_heads(const imagebind_model *m, imagebind_state *st, pg_backend *b, int c0,
+                           int nc, float scale, imagebind_tap_fn tap, void *ud) {
+    const size_t dim = (size_t)m->dim;
     for (int c = 0; c < nc; c++) {
-        float *h = st->host + (size_t)c * (size_t)dim;
-        if (tap && tap("head_out", c0 + c, h, 1, dim, ud))
-            return pg_set_error(PG_ERR_CANCELLED, "encoder: the tap stopped the call at "
-                                "'head_out'");
-        double ss = 0.0;
-        for (int d = 0; d < dim; d++) ss += (double)h[d] * h[d];
-        float nrm = (float)sqrt(ss);
-        if (!(nrm > 1e-12f)) nrm = 1e-12f; /* F.normalize: clamp_min(eps) */
-        for (int d = 0; d < dim; d++) {
-            h[d] = h[d] / nrm;
-            if (scale != 1.0f) h[d] = scale * h[d];
-        }
-        if (tap && tap("post", c0 + c, h, 1, dim, ud))
-            return pg_set_error(PG_ERR_CANCELLED, "encoder: the tap stopped the call at 'post'");
-        for (int d = 0; d < dim; d++) acc[d] += h[d];
+        b->ops->l2norm_sum(b, st->post, st->head + (size_t)c * dim, 1, m->dim, scale, 1.0f, 0);
+        pg_status s = b->ops->sync(b);
+        if (s != PG_OK) return s;
+        b->ops->download(b, st->host, st->head + (size_t)c * dim, sizeof(float) * dim);
+        b->ops->download(b, st->host + dim, st->post, sizeof(float) * dim);
+        if ((s = b->ops->sync(b)) != PG_OK) return s; /* a failed download reports here */
+        if (tap("head_out", c0 + c, st->host, 1, m->dim, ud) ||
+            tap("post", c0 + c, st->host + dim, 1, m->dim, ud))
+            return pg_set_error(PG_ERR_CANCELLED, "encoder: the tap stopped the call after "
+                                "the head");
     }
     return PG_OK;
 }
@@ -664,10 +631,10 @@ static float pandagpt_scale(const imagebind_model *m, pg_modality mod) {
 
 /* Shared argument checks and the optional per-call state. */
 static pg_status begin_call(const imagebind_model *m, imagebind_state **st, pg_backend *b,
-                            imagebind_tower_id t, const void *input, const float *out,
-                            int32_t n_clips, const char *fn, int *owned) {
+                            imagebind_tower_id t, const void *input, int32_t n_clips,
+                            const char *fn, int *owned) {
     *owned = 0;
-    if (!m || !b || !input || !out)
+    if (!m || !b || !input)
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (!m->has[t])
         return pg_set_error(PG_ERR_UNSUPPORTED, "%s: the encoder file '%s' has no %s tower", fn,
@@ -681,40 +648,68 @@ static pg_status begin_call(const imagebind_model *m, imagebind_state **st, pg_b
     return PG_OK;
 }
 
+static pg_status check_clips(pg_modality mod, int32_t n_clips, const char *fn) {
+    if (imagebind_tower_of(mod) == IB_N_TOWERS)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "%s: modality %d is not a pg_modality", fn,
+                            (int)mod);
+    const int multi = mod == PG_MODALITY_VIDEO || mod == PG_MODALITY_AUDIO;
+    if (n_clips < 1 || n_clips > (multi ? IB_MAX_CLIPS : 1))
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "%s: %d clips (this modality takes %s)", fn,
+                            (int)n_clips, multi ? "1 to 4096" : "exactly 1");
+    return PG_OK;
+}
+
+/* The clips in passes of st->max_clips: patches, trunk, head, then each pass's normalised
+ * vectors added, weighted 1/n_clips, into st->vec. */
+static pg_status encode(const imagebind_model *m, imagebind_state *st, pg_backend *b,
+                        pg_modality mod, const float *input, int32_t n_clips,
+                        imagebind_tap_fn tap, void *ud) {
+    const imagebind_tower_id t = imagebind_tower_of(mod);
+    const float scale = pandagpt_scale(m, mod), weight = 1.0f / (float)n_clips;
+    const size_t in_clip = clip_floats(mod);
+    pg_status s = PG_OK;
+    for (int32_t c0 = 0; s == PG_OK && c0 < n_clips; c0 += st->max_clips) {
+        const int nc = n_clips - c0 < st->max_clips ? n_clips - c0 : st->max_clips;
+        embed_patches(m, t, st, b, mod, input + (size_t)c0 * in_clip, nc);
+        s = trunk(m, t, st, b, nc, c0 == 0 ? tap : NULL, ud);
+        if (s != PG_OK) break;
+        head(m, t, st, b, nc, 0);
+        if (tap && (s = tap_heads(m, st, b, c0, nc, scale, tap, ud))) break;
+        b->ops->l2norm_sum(b, st->vec, st->head, nc, m->dim, scale, weight, c0 > 0);
+    }
+    return s;
+}
+
 pg_status imagebind_encode(const imagebind_model *m, imagebind_state *st, pg_backend *b,
                            pg_modality mod, const float *input, int32_t n_clips, float *out,
                            imagebind_tap_fn tap, void *tap_user_data) {
-    const imagebind_tower_id t = imagebind_tower_of(mod);
-    if (t == IB_N_TOWERS)
-        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "imagebind_encode: modality %d is not a "
-                            "pg_modality", (int)mod);
-    const int multi = mod == PG_MODALITY_VIDEO || mod == PG_MODALITY_AUDIO;
-    if (n_clips < 1 || n_clips > (multi ? IB_MAX_CLIPS : 1))
-        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "imagebind_encode: %d clips (this modality "
-                            "takes %s)", (int)n_clips, multi ? "1 to 4096" : "exactly 1");
-    int owned;
-    pg_status s = begin_call(m, &st, b, t, input, out, n_clips, "imagebind_encode", &owned);
+    pg_status s = check_clips(mod, n_clips, "imagebind_encode");
     if (s != PG_OK) return s;
-
-    const imagebind_hparams *hp = &m->hp[t];
-    const size_t in_clip = clip_floats(mod);
-    const size_t patch_rows = (size_t)hp->n_patches * (size_t)hp->n_patch_in;
-    const float scale = pandagpt_scale(m, mod);
-    double *acc = st->acc;
-    memset(acc, 0, sizeof(double) * (size_t)m->dim);
-    for (int32_t c0 = 0; s == PG_OK && c0 < n_clips; c0 += st->max_clips) {
-        const int nc = n_clips - c0 < st->max_clips ? n_clips - c0 : st->max_clips;
-        for (int c = 0; c < nc; c++)
-            im2col(mod, input + (size_t)(c0 + c) * in_clip, st->host_patches + c * patch_rows);
-        embed_patches(m, t, st, b, nc);
-        s = trunk(m, t, st, b, nc, c0 == 0 ? tap : NULL, tap_user_data);
-        if (s == PG_OK) s = head(m, t, st, b, nc, 0);
-        if (s == PG_OK) s = postprocess(m, st, c0, nc, scale, acc, tap, tap_user_data);
+    if (!out) return pg_set_error(PG_ERR_INVALID_ARGUMENT, "imagebind_encode: out is NULL");
+    int owned;
+    if ((s = begin_call(m, &st, b, imagebind_tower_of(mod), input, n_clips, "imagebind_encode",
+                        &owned)))
+        return s;
+    s = encode(m, st, b, mod, input, n_clips, tap, tap_user_data);
+    if (s == PG_OK) s = b->ops->sync(b);
+    if (s == PG_OK) {
+        b->ops->download(b, out, st->vec, sizeof(float) * (size_t)m->dim);
+        s = b->ops->sync(b); /* a failed download reports here */
     }
-    if (s == PG_OK)
-        for (int d = 0; d < m->dim; d++) out[d] = (float)(acc[d] / n_clips);
     if (owned) imagebind_state_free(st, b);
     return s;
+}
+
+pg_status imagebind_encode_to(const imagebind_model *m, imagebind_state *st, pg_backend *b,
+                              pg_modality mod, const float *input, int32_t n_clips) {
+    pg_status s = check_clips(mod, n_clips, "imagebind_encode_to");
+    if (s != PG_OK) return s;
+    if (!st) return pg_set_error(PG_ERR_INVALID_ARGUMENT, "imagebind_encode_to: no state");
+    int owned;
+    if ((s = begin_call(m, &st, b, imagebind_tower_of(mod), input, n_clips,
+                        "imagebind_encode_to", &owned)))
+        return s;
+    return encode(m, st, b, mod, input, n_clips, NULL, NULL);
 }
 
 pg_status imagebind_encode_text(const imagebind_model *m, imagebind_state *st, pg_backend *b,
@@ -726,8 +721,9 @@ pg_status imagebind_encode_text(const imagebind_model *m, imagebind_state *st, p
                 return pg_set_error(PG_ERR_INVALID_ARGUMENT, "imagebind_encode_text: token %d "
                                     "at index %d is out of range [0, %d)", ids[i], i,
                                     m->hp[IB_TEXT].n_vocab);
+    if (!out) return pg_set_error(PG_ERR_INVALID_ARGUMENT, "imagebind_encode_text: out is NULL");
     int owned;
-    pg_status s = begin_call(m, &st, b, IB_TEXT, ids, out, 1, "imagebind_encode_text", &owned);
+    pg_status s = begin_call(m, &st, b, IB_TEXT, ids, 1, "imagebind_encode_text", &owned);
     if (s != PG_OK) return s;
 
     const imagebind_hparams *hp = &m->hp[IB_TEXT];
@@ -737,13 +733,16 @@ pg_status imagebind_encode_text(const imagebind_model *m, imagebind_state *st, p
         if (ids[i] > ids[eot]) eot = i;
     b->ops->get_rows(b, &w->patch_embed, ids, IB_TEXT_CONTEXT, st->x);
     b->ops->add(b, st->x, w->pos_embed, (size_t)hp->n_tokens * (size_t)hp->n_embd);
-    double *acc = st->acc;
-    memset(acc, 0, sizeof(double) * (size_t)m->dim);
     s = trunk(m, IB_TEXT, st, b, 1, tap, tap_user_data);
-    if (s == PG_OK) s = head(m, IB_TEXT, st, b, 1, eot);
-    if (s == PG_OK) s = postprocess(m, st, 0, 1, hp->logit_scale, acc, tap, tap_user_data);
-    if (s == PG_OK)
-        for (int d = 0; d < m->dim; d++) out[d] = (float)acc[d];
+    if (s == PG_OK) {
+        head(m, IB_TEXT, st, b, 1, eot);
+        if (tap) s = tap_heads(m, st, b, 0, 1, hp->logit_scale, tap, tap_user_data);
+    }
+    if (s == PG_OK) {
+        b->ops->l2norm_sum(b, st->vec, st->head, 1, m->dim, hp->logit_scale, 1.0f, 0);
+        b->ops->download(b, out, st->vec, sizeof(float) * (size_t)m->dim);
+        s = b->ops->sync(b);
+    }
     if (owned) imagebind_state_free(st, b);
     return s;
 }
@@ -751,28 +750,28 @@ pg_status imagebind_encode_text(const imagebind_model *m, imagebind_state *st, p
 // ---------------------------------------------------------------------------------------------
 // llama_proj
 
+static pg_status need_proj(const imagebind_model *m, const char *fn) {
+    if (!m->has_llama_proj)
+        return pg_set_error(PG_ERR_UNSUPPORTED, "%s: the encoder file '%s' has no llama_proj "
+                            "(convert with --delta)", fn, m->file->path);
+    return PG_OK;
+}
+
 pg_status imagebind_project(const imagebind_model *m, const float *u, float *v) {
     if (!m || !u || !v) return pg_set_error(PG_ERR_INVALID_ARGUMENT, "imagebind_project: NULL");
-    if (!m->has_llama_proj)
-        return pg_set_error(PG_ERR_UNSUPPORTED, "imagebind_project: the encoder file '%s' has "
-                            "no llama_proj (convert with --delta)", m->file->path);
-    const pg_weight *w = &m->llama_proj;
-    float *row = NULL;
-    if (w->type != PG_DTYPE_F32 || ((uintptr_t)w->data % sizeof(float)) != 0) {
-        row = malloc(sizeof(float) * (size_t)w->n_in);
-        if (!row) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "imagebind_project: cannot allocate");
-    }
-    for (int64_t r = 0; r < w->n_out; r++) {
-        const uint8_t *src = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-        const float *wr = (const float *)(const void *)src;
-        if (row) {
-            pg_dequantize_row(w->type, src, row, w->n_in);
-            wr = row;
-        }
-        double s = 0.0;
-        for (int64_t k = 0; k < w->n_in; k++) s += (double)wr[k] * (double)u[k];
-        v[r] = (float)(s + (double)m->llama_proj_b[r]);
-    }
-    free(row);
+    pg_status s = need_proj(m, "imagebind_project");
+    if (s != PG_OK) return s;
+    /* the CPU backend's project op is this computation on host memory */
+    pg_cpu_project_rows(&m->llama_proj, m->llama_proj_b, u, v, 0, 0, m->llama_proj.n_out);
+    return PG_OK;
+}
+
+pg_status imagebind_project_to(const imagebind_model *m, pg_backend *b, const float *u, float *y,
+                               int accumulate) {
+    if (!m || !b || !u || !y)
+        return pg_set_error(PG_ERR_INVALID_ARGUMENT, "imagebind_project_to: NULL");
+    pg_status s = need_proj(m, "imagebind_project_to");
+    if (s != PG_OK) return s;
+    b->ops->project(b, &m->proj_w, m->proj_b, u, y, accumulate);
     return PG_OK;
 }

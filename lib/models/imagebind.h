@@ -84,14 +84,18 @@ typedef struct imagebind_model {
     imagebind_tower w[IB_N_TOWERS];
     int32_t has_llama_proj;
     int32_t proj_n_out;                 /* H: the LLM's hidden size */
-    pg_weight llama_proj;               /* (dim) -> (H) */
-    const float *llama_proj_b;          /* (H) */
+    pg_weight llama_proj;               /* (dim) -> (H), host: imagebind_project's */
+    const float *llama_proj_b;          /* (H), host */
+    pg_weight proj_w;                   /* llama_proj as the backend ops read it (a chat's
+                                           modality slot): the same host mapping on the CPU,
+                                           the device copy on CUDA */
+    const float *proj_b;                /* (H) likewise */
     gguf_file *file;                    /* owns the mapping every weight points into */
     float **conv;                       /* (n_conv) vectors converted to F32 from another type */
     int32_t n_conv, cap_conv;
     void *device_arena;                 /* the device copy the towers' weights and vectors point
                                            into once on a GPU (cuda_weights.c), else NULL;
-                                           llama_proj stays on the host */
+                                           llama_proj keeps its host mapping beside it */
     void (*free_arena)(void *arena);    /* releases device_arena: set with it */
 } imagebind_model;
 
@@ -110,11 +114,12 @@ imagebind_tower_id imagebind_tower_of(pg_modality mod);
 
 /* ---- encoder calls ---- */
 
-/* Activations of one encoder call, in backend memory (host staging for the patches and taps),
- * sized for max_clips clips of any tower the model holds. */
+/* Activations of one encoder call, in backend memory (host staging for the taps), sized for
+ * max_clips clips of any tower the model holds. */
 typedef struct imagebind_state {
     int32_t max_clips;  /* clips per trunk pass */
-    float *patches;     /* (max_clips * n_patches, K) patch inputs, uploaded */
+    float *raw;         /* (max_clips, one clip of the input tensor) uploaded media */
+    float *patches;     /* (max_clips * n_patches, K) their im2col rows */
     float *x;           /* (max_clips * L, E) residual stream */
     float *xb;          /* (max_clips * L, E) normed input of a sublayer, then its output */
     float *qkv;         /* (max_clips * (L + 1), 3E) fused Q|K|V rows; row L of each clip is
@@ -123,10 +128,10 @@ typedef struct imagebind_state {
     float *hb;          /* (max_clips * L, n_ff) MLP hidden */
     float *cls;         /* (max_clips, E) the CLS rows, then their head LayerNorm */
     float *head;        /* (max_clips, dim) head output */
-    float *host_patches;/* host (max_clips * n_patches, K) im2col output */
-    float *host;        /* host (max(L * E, max_clips * dim)) taps and head output */
+    float *vec;         /* (dim) the call's result: the mean of the clips' vectors */
+    float *post;        /* (dim) one clip's vector, for the "post" tap */
+    float *host;        /* host (max(L * E, max_clips * dim)) taps */
     size_t host_n;      /* floats in host */
-    double *acc;        /* host (dim) sum of the clips' vectors */
 } imagebind_state;
 
 /* Allocates a state through backend b for up to max_clips clips per trunk pass (0 = the
@@ -165,6 +170,18 @@ typedef int (*imagebind_tap_fn)(const char *name, int32_t clip, const float *dat
 pg_status imagebind_encode(const imagebind_model *m, imagebind_state *st, pg_backend *b,
                            pg_modality mod, const float *input, int32_t n_clips, float *out,
                            imagebind_tap_fn tap, void *tap_user_data);
+
+/* The same without the download: the vector is left in st->vec (backend memory; st is
+ * required), for llama_proj on the backend (imagebind_project_to). Nothing waits for the
+ * backend: its errors come from the next sync. Errors: as imagebind_encode, found before any
+ * op is queued. */
+pg_status imagebind_encode_to(const imagebind_model *m, imagebind_state *st, pg_backend *b,
+                              pg_modality mod, const float *input, int32_t n_clips);
+
+/* llama_proj on the backend: y[H] (backend memory) = (accumulate ? y : 0) + W·u + bias, u
+ * backend memory of dim floats (st->vec). PG_ERR_UNSUPPORTED without llama_proj. */
+pg_status imagebind_project_to(const imagebind_model *m, pg_backend *b, const float *u, float *y,
+                               int accumulate);
 
 /* The ImageBind text tower (spec §5.7; not reachable from PandaGPT): ids are 77 CLIP-BPE token
  * ids (zero padded); the head reads the row at argmax(ids) (the first maximal id: EOT);

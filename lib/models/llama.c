@@ -263,7 +263,7 @@ pg_status llama_state_new(const llama_model *m, pg_backend *b, int32_t n_ctx, ll
         {&st->x, nb * hp->n_embd, "x"},     {&st->xb, nb * hp->n_embd, "xb"},
         {&st->q, nb * q_dim, "q"},          {&st->att, nb * q_dim, "att"},
         {&st->hb, nb * hp->n_ff, "hb"},     {&st->hb2, nb * hp->n_ff, "hb2"},
-        {&st->logits, (size_t)hp->n_vocab, "logits"},
+        {&st->logits, (size_t)hp->n_vocab, "logits"}, {&st->embd_row, (size_t)hp->n_embd, "embd_row"},
         {&st->k_cache, kv, "k_cache"},      {&st->v_cache, kv, "v_cache"},
     };
     for (size_t i = 0; s == PG_OK && i < sizeof bufs / sizeof bufs[0]; i++) {
@@ -281,7 +281,7 @@ pg_status llama_state_new(const llama_model *m, pg_backend *b, int32_t n_ctx, ll
 void llama_state_free(llama_state *st, pg_backend *b) {
     if (!st) return;
     float *bufs[] = {st->x, st->xb, st->q, st->att, st->hb, st->hb2, st->logits,
-                     st->k_cache, st->v_cache};
+                     st->embd_row, st->k_cache, st->v_cache};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) b->ops->free(b, bufs[i]);
     free(st->ids);
@@ -343,14 +343,19 @@ pg_status llama_eval(const llama_model *m, llama_state *st, pg_backend *b, const
                             n, st->n_past, st->n_ctx);
     if (tokens)
         for (int32_t i = 0; i < n; i++)
-            if (tokens[i] < 0 || tokens[i] >= hp->n_vocab)
+            if (tokens[i] != LLAMA_ID_ROW && (tokens[i] < 0 || tokens[i] >= hp->n_vocab))
                 return pg_set_error(PG_ERR_INVALID_ARGUMENT, "token %d at index %d is out of "
                                     "range [0, %d)", tokens[i], i, hp->n_vocab);
     st->has_logits = 0;
     for (int32_t done = 0; done < n;) {
         int chunk = n - done < st->n_batch ? n - done : st->n_batch;
         if (tokens) {
+            /* a LLAMA_ID_ROW gets a row of zeros here (an id outside the table), then its row */
             b->ops->get_rows(b, &m->w.token_embd, tokens + done, chunk, st->x);
+            for (int i = 0; i < chunk; i++)
+                if (tokens[done + i] == LLAMA_ID_ROW)
+                    b->ops->copy(b, st->x + (size_t)i * hp->n_embd, st->embd_row,
+                                 (size_t)hp->n_embd);
         } else {
             b->ops->upload(b, st->x, embd + (size_t)done * hp->n_embd,
                            sizeof(float) * (size_t)chunk * hp->n_embd);

@@ -70,6 +70,7 @@ void llama_model_free(llama_model *m);
 
 /* The per-session state. Items in ids[] mirror what the KV cache holds at each position. */
 #define LLAMA_ID_EMBD (-1) /* a position filled from an input embedding row */
+#define LLAMA_ID_ROW (-2)  /* an input (and position) taken from st->embd_row */
 
 typedef struct llama_state {
     int32_t n_ctx;     /* KV cache positions */
@@ -84,6 +85,8 @@ typedef struct llama_state {
     float *hb;         /* (n_batch, n_ff) gate, then silu(gate)*up */
     float *hb2;        /* (n_batch, n_ff) up */
     float *logits;     /* (n_vocab) of the last evaluated position, backend memory */
+    float *embd_row;   /* (n_embd) the row a LLAMA_ID_ROW input reads: a chat's modality slot,
+                          written in backend memory by the encoders and llama_proj */
     float *k_cache;    /* (n_layer, n_ctx, n_head_kv*head_dim) */
     float *v_cache;    /* (n_layer, n_ctx, n_head_kv*head_dim) */
 } llama_state;
@@ -92,9 +95,11 @@ typedef struct llama_state {
 pg_status llama_state_new(const llama_model *m, pg_backend *b, int32_t n_ctx, llama_state **out);
 void llama_state_free(llama_state *st, pg_backend *b);
 
-/* Evaluates n inputs at positions n_past..n_past+n-1: tokens (when non-NULL) or embedding rows
- * embd (n × n_embd, host memory). PG_ERR_CONTEXT_FULL (nothing evaluated) when they do not fit.
- * On success the logits of the last input are in st->logits. */
+/* Evaluates n inputs at positions n_past..n_past+n-1: tokens (when non-NULL; an id of
+ * LLAMA_ID_ROW stands for the row st->embd_row, so that a whole chat prompt with its modality
+ * slot is one forward pass) or embedding rows embd (n × n_embd, host memory). st->ids records
+ * the ids given (LLAMA_ID_EMBD for embd rows). PG_ERR_CONTEXT_FULL (nothing evaluated) when
+ * they do not fit. On success the logits of the last input are in st->logits. */
 pg_status llama_eval(const llama_model *m, llama_state *st, pg_backend *b, const int32_t *tokens,
                      const float *embd, int32_t n);
 

@@ -375,9 +375,9 @@ static void test_attention_full(int n_q, int extra, int n_head, int head_dim, in
     poison_host(oc, olen);
     dpoison(dout, olen * sizeof(float));
     cpu->ops->attention_full(cpu, oc, qkv, qkv + E, qkv + 2 * E, n_q, n_kv, stride, stride,
-                             n_head, head_dim, causal);
+                             1, 0, n_head, head_dim, causal);
     gpu->ops->attention_full(gpu, dout, dqkv, dqkv + E, dqkv + 2 * E, n_q, n_kv, stride, stride,
-                             n_head, head_dim, causal);
+                             1, 0, n_head, head_dim, causal);
     dget(og, dout, olen, "attention_full");
     char where[96];
     snprintf(where, sizeof where, "n_q=%d n_kv=%d heads=%d hd=%d pad=%d causal=%d", n_q, n_kv,

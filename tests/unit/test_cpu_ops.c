@@ -647,8 +647,8 @@ static void test_attention_full(pg_backend *b, int nth, int n_q, int extra, int 
                 ref[((size_t)t * n_head + h) * head_dim + i] = o / sum;
             }
         }
-    b->ops->attention_full(b, out, qkv, qkv + E, qkv + 2 * E, n_q, n_kv, stride, stride, n_head,
-                           head_dim, causal);
+    b->ops->attention_full(b, out, qkv, qkv + E, qkv + 2 * E, n_q, n_kv, stride, stride, 1, 0,
+                           n_head, head_dim, causal);
     char where[128];
     snprintf(where, sizeof where, "%s n_q=%d n_kv=%d heads=%d hd=%d pad=%d causal=%d threads=%d",
              path, n_q, n_kv, n_head, head_dim, pad, causal, nth);

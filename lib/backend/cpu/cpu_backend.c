@@ -42,6 +42,7 @@
 #include "api/error.h"
 #include "backend/backend.h"
 #include "backend/cpu/encoder_avx2.h"
+#include "backend/cpu/encoder_ops.h"
 #include "backend/cpu/gemm.h"
 #include "backend/cpu/threadpool.h"
 #include "gguf/dtype.h"
@@ -577,10 +578,9 @@ static void attn_blocked_task(void *ctx, int ith, int nth) {
     if (i0 < i1) pg_attn_full_avx2(&j->a, i0, i1, thread_scratch(j->c, ith));
 }
 
-static void cpu_attention_full(pg_backend *b, float *out, const float *q, const float *k,
+static void attention_full_one(pg_backend *b, float *out, const float *q, const float *k,
                                const float *v, int n_q, int n_kv, size_t q_stride,
                                size_t kv_stride, int n_head, int head_dim, int causal) {
-    if (n_q <= 0 || n_kv <= 0 || n_head <= 0 || head_dim <= 0 || (causal && n_kv < n_q)) return;
     cpu_backend *c = cpu_of(b);
     const float scale = 1.0f / sqrtf((float)head_dim);
     if (c->enc_avx2 && c->scratch && n_kv <= c->max_ctx &&
@@ -595,6 +595,54 @@ static void cpu_attention_full(pg_backend *b, float *out, const float *q, const 
     attn_full_job f = {{c, out, q, k, v, n_q, 0, n_head, n_head, head_dim, scale},
                        n_kv, causal != 0, q_stride, kv_stride};
     pg_pool_run(c->pool, attn_full_task, &f);
+}
+
+/* The sequences of a batch one after another: each call already spreads over every thread. */
+static void cpu_attention_full(pg_backend *b, float *out, const float *q, const float *k,
+                               const float *v, int n_q, int n_kv, size_t q_stride,
+                               size_t kv_stride, int n_batch, size_t batch_stride, int n_head,
+                               int head_dim, int causal) {
+    if (n_q <= 0 || n_kv <= 0 || n_head <= 0 || head_dim <= 0 || (causal && n_kv < n_q)) return;
+    const size_t out_seq = (size_t)n_q * (size_t)n_head * (size_t)head_dim;
+    for (int sq = 0; sq < n_batch; sq++) {
+        const size_t o = (size_t)sq * batch_stride;
+        attention_full_one(b, out + (size_t)sq * out_seq, q + o, k + o, v + o, n_q, n_kv,
+                           q_stride, kv_stride, n_head, head_dim, causal);
+    }
+}
+
+/* ---- ImageBind-only ops (encoder_ops.c) ------------------------------------------------------ */
+
+static void cpu_im2col(pg_backend *b, float *out, const float *in, int n_items,
+                       const pg_conv_geom *g) {
+    (void)b;
+    if (n_items > 0) pg_cpu_im2col(out, in, n_items, g);
+}
+
+static void cpu_l2norm_sum(pg_backend *b, float *out, const float *x, int n_rows, int dim,
+                           float scale, float weight, int accumulate) {
+    (void)b;
+    if (dim > 0) pg_cpu_l2norm_sum(out, x, n_rows, dim, scale, weight, accumulate);
+}
+
+typedef struct project_job {
+    const pg_weight *w;
+    const float *bias, *u;
+    float *y;
+    int accumulate;
+} project_job;
+
+static void project_task(void *ctx, int ith, int nth) {
+    const project_job *j = ctx;
+    int64_t r0, r1;
+    split_range(j->w->n_out, ith, nth, 16, &r0, &r1);
+    pg_cpu_project_rows(j->w, j->bias, j->u, j->y, j->accumulate, r0, r1);
+}
+
+static void cpu_project(pg_backend *b, const pg_weight *w, const float *bias, const float *u,
+                        float *y, int accumulate) {
+    project_job j = {w, bias, u, y, accumulate};
+    if (w->n_out > 0) pg_pool_run(cpu_of(b)->pool, project_task, &j);
 }
 
 /* ---- elementwise ------------------------------------------------------------------------ */
@@ -687,6 +735,9 @@ static const pg_backend_ops cpu_ops = {
     .gelu = cpu_gelu,
     .add_bias = cpu_add_bias,
     .attention_full = cpu_attention_full,
+    .im2col = cpu_im2col,
+    .l2norm_sum = cpu_l2norm_sum,
+    .project = cpu_project,
 };
 
 pg_status pg_backend_cpu_new(int n_threads, pg_backend **out) {

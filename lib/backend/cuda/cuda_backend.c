@@ -442,13 +442,45 @@ static void cuda_add_bias(pg_backend *b, float *y, const float *bias, int n, int
 
 static void cuda_attention_full(pg_backend *b, float *out, const float *q, const float *k,
                                 const float *v, int n_q, int n_kv, size_t q_stride,
-                                size_t kv_stride, int n_head, int head_dim, int causal) {
+                                size_t kv_stride, int n_batch, size_t batch_stride, int n_head,
+                                int head_dim, int causal) {
     cuda_backend *c = enter(b, "attention_full");
-    if (!c || n_q <= 0) return;
-    check_cuda(c, pg_cuda_attention_full(out, q, k, v, n_q, n_kv, q_stride, kv_stride, n_head,
-                                         head_dim, causal, c->stream),
-               "pg_cuda_attention_full", "attention_full of %d queries over %d keys (%d heads x "
-               "%d%s)", n_q, n_kv, n_head, head_dim, causal ? ", causal" : "");
+    if (!c || n_q <= 0 || n_batch <= 0) return;
+    check_cuda(c, pg_cuda_attention_full(out, q, k, v, n_q, n_kv, q_stride, kv_stride, n_batch,
+                                         batch_stride, n_head, head_dim, causal, c->stream),
+               "pg_cuda_attention_full", "attention_full of %d x %d queries over %d keys (%d "
+               "heads x %d%s)", n_batch, n_q, n_kv, n_head, head_dim, causal ? ", causal" : "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ImageBind: patch im2col, the encoders' final vector, llama_proj
+
+static void cuda_im2col(pg_backend *b, float *out, const float *in, int n_items,
+                        const pg_conv_geom *g) {
+    cuda_backend *c = enter(b, "im2col");
+    if (!c || n_items <= 0) return;
+    check_cuda(c, pg_cuda_im2col(out, in, n_items, g->channels, g->frames, g->height, g->width,
+                                 g->k_t, g->k_h, g->k_w, g->s_h, g->s_w, c->stream),
+               "pg_cuda_im2col", "im2col of %d inputs [%d][%d][%d][%d], kernel %dx%dx%d", n_items,
+               g->channels, g->frames, g->height, g->width, g->k_t, g->k_h, g->k_w);
+}
+
+static void cuda_l2norm_sum(pg_backend *b, float *out, const float *x, int n_rows, int dim,
+                            float scale, float weight, int accumulate) {
+    cuda_backend *c = enter(b, "l2norm_sum");
+    if (!c || dim <= 0) return;
+    check_cuda(c, pg_cuda_l2norm_sum(out, x, n_rows, dim, scale, weight, accumulate, c->stream),
+               "pg_cuda_l2norm_sum", "l2norm_sum of %d rows x %d", n_rows, dim);
+}
+
+static void cuda_project(pg_backend *b, const pg_weight *w, const float *bias, const float *u,
+                         float *y, int accumulate) {
+    cuda_backend *c = enter(b, "project");
+    if (!c || w->n_out <= 0) return;
+    check_cuda(c, pg_cuda_project(y, w->data, (int)w->type, w->n_in, w->n_out, w->row_bytes,
+                                  bias, u, accumulate, c->stream),
+               "pg_cuda_project", "project %s [%lld -> %lld]", pg_dtype_name(w->type),
+               (long long)w->n_in, (long long)w->n_out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -489,6 +521,9 @@ static const pg_backend_ops cuda_ops = {
     .gelu = cuda_gelu,
     .add_bias = cuda_add_bias,
     .attention_full = cuda_attention_full,
+    .im2col = cuda_im2col,
+    .l2norm_sum = cuda_l2norm_sum,
+    .project = cuda_project,
 };
 
 pg_status pg_cuda_device_count(int *n) {

@@ -48,9 +48,9 @@ typedef struct imagebind_model imagebind_model;
  * PG_ERR_DEVICE (a copy failed), PG_ERR_INVALID_ARGUMENT (already on a device). */
 pg_status llama_model_to_cuda(llama_model *m, int device);
 
-/* The same for the encoders: every tower's matrices and vectors. llama_proj stays on the host:
- * imagebind_project computes it there, in double, for pg_project and the chat's modality
- * slot. Errors as llama_model_to_cuda. */
+/* The same for the encoders: every tower's matrices and vectors, and llama_proj's device copy
+ * (proj_w, proj_b: the chat's modality slot is projected on the device); llama_proj's host
+ * mapping stays for pg_project. Errors as llama_model_to_cuda. */
 pg_status imagebind_model_to_cuda(imagebind_model *m, int device);
 
 #endif

@@ -215,7 +215,12 @@ pg_status imagebind_model_to_cuda(imagebind_model *m, int device) {
         push_vec(&l, &w->head_norm_b, E);
         push_weight(&l, &w->head);
     }
-    /* llama_proj is not uploaded: imagebind_project reads it on the host */
+    /* llama_proj: the device copy is the backend ops' (a chat's modality slot); its host
+     * mapping (m->llama_proj) stays for pg_project */
+    if (m->has_llama_proj) {
+        push_weight(&l, &m->proj_w);
+        push_vec(&l, &m->proj_b, (size_t)m->proj_n_out);
+    }
     device_arena *a;
     pg_status s = upload(&l, device, "encoder weights", &a);
     free(l.items);
