@@ -2,8 +2,9 @@
  * cuda_backend.c — the CUDA implementation of backend.h: device memory, one stream and one
  * cuBLAS handle per backend, every op a launch of a kernel of kernels/kernels.h or a cuBLAS GEMM.
  *
- * Nothing here waits for the device except download, sync, destroy and the rare regrowth of a
- * scratch buffer. Ops cannot return a status (backend.h), so each launch's result is checked at
+ * Nothing here waits for the device except download, sync, destroy, a large upload (for the
+ * DMA out of its pinned staging buffer, two chunks back) and the rare regrowth of a scratch
+ * buffer. Ops cannot return a status (backend.h), so each launch's result is checked at
  * once and the first failure is kept, with the call, the op and its sizes, until sync reports it;
  * ops queued after a failure are skipped (their inputs may be garbage, and one message is enough).
  *
@@ -40,6 +41,11 @@
 /* cuBLAS's workspace, owned here so that it is allocated once (and, later, so that graph capture
  * never sees cuBLAS allocate): 32 MiB is the cuBLAS guide's figure for Hopper. */
 #define CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+/* Uploads of at least STAGE_MIN bytes (a media tensor: 0.6 MB an image, 18 MB a video) go
+ * through two pinned staging buffers of STAGE_BYTES: the host copy of one chunk overlaps the
+ * DMA of the previous one, and pinned memory transfers at the link's full rate. */
+#define STAGE_BYTES ((size_t)4 << 20)
+#define STAGE_MIN ((size_t)256 << 10)
 /* get_rows ids held on the device before a regrowth: a prefill chunk is 256 tokens. */
 #define IDS_INITIAL 1024
 #define MSG_CAP 640
@@ -57,6 +63,10 @@ typedef struct cuda_backend {
     float *part;            /* (part_floats) decode attention partials (pg_cuda_attention) */
     size_t part_floats;
     size_t max_ctx_hint;    /* positions the attention scratch is first sized for */
+    void *stage[2];         /* (STAGE_BYTES) pinned host staging of large uploads, made at the
+                               first one; NULL: not made yet, or pinned memory refused */
+    cudaEvent_t staged[2];  /* recorded after the copy out of stage[i]: stage[i] is free again */
+    int stage_state;        /* 0 not tried, 1 ready, -1 unavailable (pageable copies) */
     pg_status err;          /* first failure since the last sync, PG_OK if none */
     char msg[MSG_CAP];      /* its message */
 } cuda_backend;
@@ -181,13 +191,46 @@ static void cuda_free(pg_backend *b, void *p) {
     }
 }
 
-/* Host sources are read before the call returns when they are pageable memory (the runtime
- * stages them); every caller in lib/ also keeps them until the next sync. */
+/* Makes the staging buffers and their events once; on any failure the backend uploads from
+ * pageable memory instead (slower, never wrong), so nothing is reported. */
+static int stage_ready(cuda_backend *c) {
+    if (c->stage_state) return c->stage_state > 0;
+    c->stage_state = -1;
+    for (int i = 0; i < 2; i++) {
+        if (cudaHostAlloc(&c->stage[i], STAGE_BYTES, cudaHostAllocDefault) != cudaSuccess ||
+            cudaEventCreateWithFlags(&c->staged[i], cudaEventDisableTiming) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return 0; /* what was made is released by cuda_destroy */
+        }
+    }
+    c->stage_state = 1;
+    return 1;
+}
+
+/* The source is read before the call returns: large uploads are copied chunk by chunk into
+ * the pinned buffers (waiting only until the DMA out of a buffer, two chunks back, is done),
+ * small ones handed to the runtime, which stages pageable memory itself. */
 static void cuda_upload(pg_backend *b, void *dst, const void *src, size_t bytes) {
     cuda_backend *c = enter(b, "upload");
     if (!c || !bytes) return;
-    check_cuda(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream),
-               "cudaMemcpyAsync", "upload of %zu bytes", bytes);
+    if (bytes < STAGE_MIN || !stage_ready(c)) {
+        check_cuda(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream),
+                   "cudaMemcpyAsync", "upload of %zu bytes", bytes);
+        return;
+    }
+    for (size_t off = 0, i = 0; off < bytes; off += STAGE_BYTES, i ^= 1) {
+        const size_t n = bytes - off < STAGE_BYTES ? bytes - off : STAGE_BYTES;
+        if (!check_cuda(c, cudaEventSynchronize(c->staged[i]), "cudaEventSynchronize",
+                        "upload of %zu bytes (staging)", bytes))
+            return;
+        memcpy(c->stage[i], (const char *)src + off, n);
+        if (!check_cuda(c, cudaMemcpyAsync((char *)dst + off, c->stage[i], n,
+                                           cudaMemcpyHostToDevice, c->stream),
+                        "cudaMemcpyAsync", "upload of %zu bytes (chunk at %zu)", bytes, off) ||
+            !check_cuda(c, cudaEventRecord(c->staged[i], c->stream), "cudaEventRecord",
+                        "upload of %zu bytes (staging)", bytes))
+            return;
+    }
 }
 
 /* Waits for the copy (the caller reads dst next: logits, taps, head outputs). On failure dst is
@@ -495,6 +538,10 @@ static void cuda_destroy(pg_backend *b) {
     void *bufs[] = {c->workspace, c->act, c->wtile, c->ids, c->part};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) (void)cudaFree(bufs[i]);
+    for (int i = 0; i < 2; i++) { /* the stream is drained: no copy reads them any more */
+        if (c->stage[i]) (void)cudaFreeHost(c->stage[i]);
+        if (c->staged[i]) (void)cudaEventDestroy(c->staged[i]);
+    }
     if (c->stream) (void)cudaStreamDestroy(c->stream);
     (void)cudaGetLastError();
     free(c);
