@@ -11,7 +11,9 @@
  * (reserved context) and the no-scratch online path. RoPE is checked
  * against the exact formula and against ggml's float recurrence (which it must reproduce).
  * The encoder ops (LayerNorm, exact GELU, add_bias, attention_full over strided fused Q/K/V,
- * bidirectional with a bias_kv-style extra row, and causal) have their own float64 references,
+ * bidirectional with a bias_kv-style extra row, and causal, one sequence or a batch of clips)
+ * have their own float64 references; im2col is checked against the Conv it stands for (the
+ * direct convolution by its definition), l2norm_sum and project against float64,
  * and run once with each kernel family (the portable ops and encoder_avx2.h's, chosen with
  * pg_backend_cpu_set_encoder_kernel); attention_full's blocked kernel is also driven over
  * awkward shapes (query blocks, key strips and head dims that do not divide evenly). The vector
@@ -612,20 +614,12 @@ static void test_add_bias(pg_backend *b, int nth, int n, int dim) {
     b->ops->free(b, bias);
 }
 
-/* attention_full on one fused buffer [n_kv][3E (+pad)] as the encoder lays it out: q, k, v are
- * its column slices; with extra > 0 the last rows hold keys/values only (bias_kv). */
-static void test_attention_full(pg_backend *b, int nth, int n_q, int extra, int n_head,
-                                int head_dim, int pad, int causal, const char *path) {
+/* The float64 reference of one attention_full sequence over a fused buffer [n_kv][stride]:
+ * q, k, v its column slices; with extra > 0 the last rows hold keys/values only (bias_kv). */
+static void attention_full_ref(const float *qkv, size_t stride, int n_q, int extra, int n_head,
+                               int head_dim, int causal, double *ref) {
     const int n_kv = n_q + extra, E = n_head * head_dim;
-    const size_t stride = (size_t)3 * E + (size_t)pad;
-    float *qkv = balloc(b, (size_t)n_kv * stride), *out = balloc(b, (size_t)n_q * E);
-    double *ref = malloc(sizeof(double) * (size_t)n_q * E), *s = malloc(sizeof(double) * n_kv);
-    fill(qkv, (size_t)n_kv * stride, 2.0f);
-    for (int p = 0; p < n_kv; p++) /* the padding columns must never be read */
-        for (int i = 3 * E; i < (int)stride; i++) qkv[(size_t)p * stride + i] = NAN;
-    for (int p = n_q; p < n_kv; p++) /* nor the query columns of key-only rows */
-        for (int i = 0; i < E; i++) qkv[(size_t)p * stride + i] = NAN;
-    poison(out, (size_t)n_q * E);
+    double *s = malloc(sizeof(double) * (size_t)n_kv);
     const double scale = 1.0 / sqrt((double)head_dim);
     for (int t = 0; t < n_q; t++)
         for (int h = 0; h < n_head; h++) {
@@ -647,16 +641,175 @@ static void test_attention_full(pg_backend *b, int nth, int n_q, int extra, int 
                 ref[((size_t)t * n_head + h) * head_dim + i] = o / sum;
             }
         }
-    b->ops->attention_full(b, out, qkv, qkv + E, qkv + 2 * E, n_q, n_kv, stride, stride, 1, 0,
-                           n_head, head_dim, causal);
-    char where[128];
-    snprintf(where, sizeof where, "%s n_q=%d n_kv=%d heads=%d hd=%d pad=%d causal=%d threads=%d",
-             path, n_q, n_kv, n_head, head_dim, pad, causal, nth);
-    record(enc_op("attention_full"), rel_err(out, ref, (size_t)n_q * E), TOL, where);
-    free(ref);
     free(s);
+}
+
+/* attention_full over n_batch sequences laid out as the encoder does, each a fused buffer
+ * [n_kv][3E (+pad)] followed by gap unused rows (poisoned: never read), q, k, v its column
+ * slices; with extra > 0 each sequence's last rows hold keys/values only (bias_kv). */
+static void test_attention_full_batch(pg_backend *b, int nth, int n_batch, int gap, int n_q,
+                                      int extra, int n_head, int head_dim, int pad, int causal,
+                                      const char *path) {
+    const int n_kv = n_q + extra, E = n_head * head_dim;
+    const size_t stride = (size_t)3 * E + (size_t)pad;
+    const size_t seq = (size_t)(n_kv + gap) * stride, out_seq = (size_t)n_q * E;
+    float *qkv = balloc(b, (size_t)n_batch * seq), *out = balloc(b, (size_t)n_batch * out_seq);
+    double *ref = malloc(sizeof(double) * (size_t)n_batch * out_seq);
+    fill(qkv, (size_t)n_batch * seq, 2.0f);
+    for (int sq = 0; sq < n_batch; sq++) {
+        float *x = qkv + (size_t)sq * seq;
+        for (int p = 0; p < n_kv; p++) /* the padding columns must never be read */
+            for (int i = 3 * E; i < (int)stride; i++) x[(size_t)p * stride + i] = NAN;
+        for (int p = n_q; p < n_kv; p++) /* nor the query columns of key-only rows */
+            for (int i = 0; i < E; i++) x[(size_t)p * stride + i] = NAN;
+        for (size_t i = (size_t)n_kv * stride; i < seq; i++) x[i] = NAN; /* nor the gap */
+        attention_full_ref(x, stride, n_q, extra, n_head, head_dim, causal,
+                           ref + (size_t)sq * out_seq);
+    }
+    poison(out, (size_t)n_batch * out_seq);
+    b->ops->attention_full(b, out, qkv, qkv + E, qkv + 2 * E, n_q, n_kv, stride, stride,
+                           n_batch, seq, n_head, head_dim, causal);
+    char where[160];
+    snprintf(where, sizeof where, "%s batch=%d gap=%d n_q=%d n_kv=%d heads=%d hd=%d pad=%d "
+             "causal=%d threads=%d", path, n_batch, gap, n_q, n_kv, n_head, head_dim, pad,
+             causal, nth);
+    record(enc_op("attention_full"), rel_err(out, ref, (size_t)n_batch * out_seq), TOL, where);
+    free(ref);
     b->ops->free(b, qkv);
     b->ops->free(b, out);
+}
+
+static void test_attention_full(pg_backend *b, int nth, int n_q, int extra, int n_head,
+                                int head_dim, int pad, int causal, const char *path) {
+    test_attention_full_batch(b, nth, 1, 0, n_q, extra, n_head, head_dim, pad, causal, path);
+}
+
+/* im2col against the Conv it stands for: a random Conv weight W [n_out][c][k_t][k_h][k_w]
+ * applied directly to the input (float64, the definition with PadIm2Video's frame repeat),
+ * versus the im2col rows times W flattened in (c, t, i, j) order. */
+static void test_im2col(pg_backend *b, const char *name, pg_conv_geom g, int n_items) {
+    const int gh = (g.height - g.k_h) / g.s_h + 1, gw = (g.width - g.k_w) / g.s_w + 1;
+    const int K = g.channels * g.k_t * g.k_h * g.k_w, n_out = 3, T = gh * gw;
+    const size_t item = (size_t)g.channels * g.frames * g.height * g.width;
+    float *in = balloc(b, (size_t)n_items * item), *rows = balloc(b, (size_t)n_items * T * K);
+    float *w = malloc(sizeof(float) * (size_t)n_out * K);
+    double *ref = malloc(sizeof(double) * (size_t)n_items * T * n_out);
+    double *got = malloc(sizeof(double) * (size_t)n_items * T * n_out);
+    fill(in, (size_t)n_items * item, 1.0f);
+    fill(w, (size_t)n_out * K, 1.0f);
+    poison(rows, (size_t)n_items * T * K);
+    b->ops->im2col(b, rows, in, n_items, &g);
+    for (int it = 0; it < n_items; it++)
+        for (int ph = 0; ph < gh; ph++)
+            for (int pw = 0; pw < gw; pw++)
+                for (int o = 0; o < n_out; o++) {
+                    const size_t r = ((size_t)it * T + (size_t)ph * gw + pw) * n_out + o;
+                    double conv = 0, mm = 0;
+                    int k = 0;
+                    for (int c = 0; c < g.channels; c++)
+                        for (int t = 0; t < g.k_t; t++)
+                            for (int i = 0; i < g.k_h; i++)
+                                for (int j = 0; j < g.k_w; j++, k++) {
+                                    const int f = g.frames == 1 ? 0 : t;
+                                    const size_t at = (size_t)it * item +
+                                        (((size_t)c * g.frames + f) * g.height + ph * g.s_h + i) *
+                                            g.width + (size_t)pw * g.s_w + j;
+                                    conv += (double)w[(size_t)o * K + k] * in[at];
+                                    mm += (double)w[(size_t)o * K + k] *
+                                          rows[((size_t)it * T + (size_t)ph * gw + pw) * K + k];
+                                }
+                    ref[r] = conv;
+                    got[r] = mm;
+                }
+    double err = 0, mx = 0;
+    for (size_t i = 0; i < (size_t)n_items * T * n_out; i++) {
+        if (!(fabs(got[i] - ref[i]) <= err)) err = fabs(got[i] - ref[i]); /* NaN: infinite */
+        if (isnan(got[i])) err = INFINITY;
+        if (fabs(ref[i]) > mx) mx = fabs(ref[i]);
+    }
+    char where[96];
+    snprintf(where, sizeof where, "%s x%d", name, n_items);
+    record("im2col", err / mx, 0.0, where); /* the same products in the same order: exact */
+    free(w);
+    free(ref);
+    free(got);
+    b->ops->free(b, in);
+    b->ops->free(b, rows);
+}
+
+/* l2norm_sum against float64: the clips' normalised (and scaled) rows, weighted and summed,
+ * onto zeros or onto a previous result; one row all zeros checks the 1e-12 clamp. */
+static void test_l2norm_sum(pg_backend *b, int n_rows, int dim, float scale, int accumulate) {
+    float *x = balloc(b, (size_t)n_rows * dim), *out = balloc(b, (size_t)dim);
+    double *ref = malloc(sizeof(double) * (size_t)dim);
+    fill(x, (size_t)n_rows * dim, 3.0f);
+    if (n_rows > 1) memset(x + dim, 0, sizeof(float) * (size_t)dim);
+    fill(out, (size_t)dim, 1.0f);
+    const float weight = 1.0f / (float)n_rows;
+    for (int d = 0; d < dim; d++) ref[d] = accumulate ? out[d] : 0.0;
+    for (int c = 0; c < n_rows; c++) {
+        double ss = 0;
+        for (int d = 0; d < dim; d++) ss += (double)x[(size_t)c * dim + d] * x[(size_t)c * dim + d];
+        const double nrm = sqrt(ss) > 1e-12 ? sqrt(ss) : 1e-12;
+        for (int d = 0; d < dim; d++) ref[d] += (double)weight * scale * x[(size_t)c * dim + d] / nrm;
+    }
+    if (!accumulate) poison(out, (size_t)dim);
+    b->ops->l2norm_sum(b, out, x, n_rows, dim, scale, weight, accumulate);
+    char where[96];
+    snprintf(where, sizeof where, "rows=%d dim=%d scale=%g acc=%d", n_rows, dim, scale, accumulate);
+    record("l2norm_sum", rel_err(out, ref, (size_t)dim), 1e-6, where);
+    free(ref);
+    b->ops->free(b, x);
+    b->ops->free(b, out);
+}
+
+/* project (llama_proj) against float64 over the dequantised weight, with and without bias,
+ * written or accumulated. */
+static void test_project(pg_backend *b, int nth, uint32_t t, int64_t n_in, int64_t n_out,
+                         int with_bias, int accumulate) {
+    test_weight tw;
+    weight_make(&tw, t, n_in, n_out);
+    float *u = balloc(b, (size_t)n_in), *y = balloc(b, (size_t)n_out);
+    float *bias = balloc(b, (size_t)n_out);
+    double *ref = malloc(sizeof(double) * (size_t)n_out);
+    fill(u, (size_t)n_in, 1.0f);
+    fill(bias, (size_t)n_out, 1.0f);
+    fill(y, (size_t)n_out, 1.0f);
+    for (int64_t r = 0; r < n_out; r++) {
+        double d = 0;
+        for (int64_t k = 0; k < n_in; k++) d += tw.ref[r * n_in + k] * u[k];
+        ref[r] = (accumulate ? y[r] : 0.0) + d + (with_bias ? bias[r] : 0.0);
+    }
+    if (!accumulate) poison(y, (size_t)n_out);
+    b->ops->project(b, &tw.w, with_bias ? bias : NULL, u, y, accumulate);
+    char where[128];
+    snprintf(where, sizeof where, "%s [%lld -> %lld] bias=%d acc=%d threads=%d",
+             pg_dtype_name(t), (long long)n_in, (long long)n_out, with_bias, accumulate, nth);
+    record("project", rel_err(y, ref, (size_t)n_out), 1e-6, where);
+    weight_free(&tw);
+    free(ref);
+    b->ops->free(b, u);
+    b->ops->free(b, y);
+    b->ops->free(b, bias);
+}
+
+/* The ImageBind-only ops: each tower's patch geometry, the postprocessing, llama_proj. */
+static void test_imagebind_ops(pg_backend *b, int nth) {
+    test_im2col(b, "image", (pg_conv_geom){3, 1, 224, 224, 2, 14, 14, 14, 14}, 1);
+    test_im2col(b, "video", (pg_conv_geom){3, 2, 224, 224, 2, 14, 14, 14, 14}, 2);
+    test_im2col(b, "audio", (pg_conv_geom){1, 1, 128, 204, 1, 16, 16, 10, 10}, 3);
+    test_im2col(b, "thermal", (pg_conv_geom){1, 1, 224, 224, 1, 16, 16, 16, 16}, 1);
+    test_im2col(b, "imu", (pg_conv_geom){6, 1, 1, 2000, 1, 1, 8, 1, 8}, 1);
+    test_im2col(b, "odd", (pg_conv_geom){2, 3, 11, 9, 2, 3, 2, 2, 3}, 2);
+    test_l2norm_sum(b, 1, 32, 1.0f, 0);
+    test_l2norm_sum(b, 3, 1024, 1.0f, 0);
+    test_l2norm_sum(b, 15, 1024, 10.0f, 1);
+    test_l2norm_sum(b, 2, 7, 5.0f, 1);
+    for (size_t i = 0; i < sizeof all_types / sizeof all_types[0]; i++)
+        test_project(b, nth, all_types[i], 64, 40, 1, 0);
+    test_project(b, nth, PG_DTYPE_F32, 1024, 5120, 1, 0);
+    test_project(b, nth, PG_DTYPE_F16, 1024, 517, 0, 1);
+    test_project(b, nth, PG_DTYPE_F32, 8192, 3, 1, 1); /* rows longer than one 4096 chunk */
 }
 
 static void test_memory(pg_backend *b) {
@@ -722,6 +875,10 @@ static void test_encoder_ops(pg_backend *b, int nth) {
     test_attention_full(b, nth, 16, 0, 2, 136, 0, 0, "scores"); /* wider than reserved for */
     /* a head too large for the blocked kernel's scratch: the portable op, even with AVX2 */
     test_attention_full(b, nth, 200, 0, 1, 400, 0, 0, "scores");
+    /* batches of sequences (an encoder's clips), with and without unused rows between them */
+    test_attention_full_batch(b, nth, 3, 0, 57, 1, 4, 16, 0, 0, "scores");
+    test_attention_full_batch(b, nth, 15, 2, 25, 0, 3, 40, 1, 0, "scores");
+    test_attention_full_batch(b, nth, 2, 1, 30, 0, 2, 8, 0, 1, "scores");
 }
 
 /* The vector expf and erff of the AVX2 kernels against double exp / erf: 2^24 evenly spaced
@@ -862,6 +1019,7 @@ static void test_backend(int nth) {
     test_elementwise(b, nth, 7);
     test_elementwise(b, nth, 5000);
     test_elementwise(b, nth, 40003);
+    test_imagebind_ops(b, nth);
 
     static const struct { pg_encoder_kernel k; const char *name; } enc[] = {
         {PG_ENCODER_GENERIC, "generic"}, {PG_ENCODER_AVX2, "avx2"}};
