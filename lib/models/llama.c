@@ -347,6 +347,7 @@ pg_status llama_eval(const llama_model *m, llama_state *st, pg_backend *b, const
                 return pg_set_error(PG_ERR_INVALID_ARGUMENT, "token %d at index %d is out of "
                                     "range [0, %d)", tokens[i], i, hp->n_vocab);
     st->has_logits = 0;
+    const int32_t n_past0 = st->n_past;
     for (int32_t done = 0; done < n;) {
         int chunk = n - done < st->n_batch ? n - done : st->n_batch;
         if (tokens) {
@@ -368,7 +369,10 @@ pg_status llama_eval(const llama_model *m, llama_state *st, pg_backend *b, const
         if (done == n) forward_logits(m, st, b, chunk);
     }
     pg_status s = b->ops->sync(b);
-    if (s != PG_OK) return s;
+    if (s != PG_OK) { /* a device failure: what this call wrote to the cache is not trusted */
+        st->n_past = n_past0;
+        return s;
+    }
     st->has_logits = 1;
     return PG_OK;
 }
