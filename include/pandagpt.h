@@ -55,6 +55,8 @@
 extern "C" {
 #endif
 
+/* The version of this header: major.minor.patch, semantic. pg_version() gives the library's, which
+ * may be newer (same major) when a program runs against a later libpandagpt.so.0. */
 #define PG_VERSION_MAJOR 0
 #define PG_VERSION_MINOR 1
 #define PG_VERSION_PATCH 0
@@ -63,9 +65,10 @@ extern "C" {
  * Versions and errors
  * ------------------------------------------------------------------------------------------- */
 
-/* Result of every fallible call. Values are fixed forever. */
+/* Result of every fallible call. Values are fixed forever. docs/errors.md says, for each, what
+ * causes it, what to do and whether the handle stays usable. */
 typedef enum pg_status {
-    PG_OK = 0,
+    PG_OK = 0,                   /* success */
     PG_ERR_INVALID_ARGUMENT = 1, /* NULL where a value is needed, bad struct_size, out of range */
     PG_ERR_IO = 2,               /* a file could not be opened, read or mapped */
     PG_ERR_FORMAT = 3,           /* a file is malformed: bad GGUF, missing tensor, wrong shape */
@@ -95,6 +98,8 @@ PG_API const char *pg_last_error(void);
  * Model ("context"): weights and device
  * ------------------------------------------------------------------------------------------- */
 
+/* The three opaque handles (see "Objects" above): made by pg_model_load,
+ * pg_session_new and the pg_media_* constructors, freed by the matching *_free function. */
 typedef struct pg_model pg_model;
 typedef struct pg_session pg_session;
 typedef struct pg_media pg_media;
@@ -102,18 +107,18 @@ typedef struct pg_media pg_media;
 /* Where the model runs. Values are fixed. */
 typedef enum pg_device {
     PG_DEVICE_AUTO = 0, /* CUDA when the build has it and a device is present, else CPU */
-    PG_DEVICE_CPU = 1,
-    PG_DEVICE_CUDA = 2
+    PG_DEVICE_CPU = 1,  /* the CPU backend, in every build */
+    PG_DEVICE_CUDA = 2  /* the NVIDIA GPU cuda_device; needs a build with CUDA (docs/cuda.md) */
 } pg_device;
 
 /* Input kinds. Values are fixed. */
 typedef enum pg_modality {
-    PG_MODALITY_IMAGE = 0,
-    PG_MODALITY_VIDEO = 1,
-    PG_MODALITY_AUDIO = 2,
-    PG_MODALITY_DEPTH = 3,
-    PG_MODALITY_THERMAL = 4,
-    PG_MODALITY_IMU = 5
+    PG_MODALITY_IMAGE = 0,   /* a picture: JPEG, PNG or RGB pixels; tensor [3,224,224] */
+    PG_MODALITY_VIDEO = 1,   /* a video FFmpeg reads; tensor [15,3,2,224,224] */
+    PG_MODALITY_AUDIO = 2,   /* a sound libsndfile reads, or PCM; tensor [3,1,128,204] */
+    PG_MODALITY_DEPTH = 3,   /* a disparity map: grey PNG; tensor [1,224,224] */
+    PG_MODALITY_THERMAL = 4, /* a thermal picture: JPEG or PNG as grey; tensor [1,224,224] */
+    PG_MODALITY_IMU = 5      /* accelerometer and gyroscope traces; tensor [6,2000] */
 } pg_modality;
 
 /* Options for pg_model_load. Fields of the first version, in this order; later versions append. */
@@ -155,18 +160,19 @@ PG_API void pg_model_params_init(pg_model_params *p);
  * Encoders (p->encoder_path): an `imagebind` GGUF (docs/format.md §3: the towers it lists and,
  * when converted with the PandaGPT delta, llama_proj), mapped like the LLM. With both files,
  * llama_proj's output size must equal the LLM's hidden size.
+ * On CUDA the weights (LoRA merged first) are copied to the device at load, llama_proj too (a
+ * chat's modality slot is computed there); pg_project keeps using llama_proj's host mapping.
  * Errors: PG_ERR_INVALID_ARGUMENT (NULL out, bad struct_size, no path at all, lora_path without
  * llm_path, non-finite lora_scale), PG_ERR_IO (cannot open or map the model or the adapter),
  * PG_ERR_FORMAT (malformed GGUF, wrong architecture, missing tensor or key, wrong shape — the
  * message names the key or tensor and the file offset; for the adapter: a wrong or missing key,
  * a tensor that is not half of a lora_a/lora_b pair, a weight the model does not have, a shape
  * or rank mismatch, no LoRA tensor at all — named with the adapter's path), PG_ERR_UNSUPPORTED
- * (a tensor type, device or feature this build lacks; PG_DEVICE_CUDA in a build without CUDA), PG_ERR_OUT_OF_MEMORY
- * (host memory, or device memory for the weights: the message gives the bytes needed and free),
- * PG_ERR_DEVICE (PG_DEVICE_CUDA with no CUDA device present — the message says why — or a copy
- * to the device failed), and PG_ERR_INVALID_ARGUMENT for a cuda_device that is not present.
- * On CUDA the weights (LoRA merged first) are copied to the device at load; llama_proj stays on
- * the host. */
+ * (a tensor type, device or feature this build lacks; PG_DEVICE_CUDA in a build without CUDA),
+ * PG_ERR_OUT_OF_MEMORY (host memory, or device memory for the weights: the message gives the
+ * bytes needed and free), PG_ERR_DEVICE (PG_DEVICE_CUDA with no CUDA device present — the
+ * message says why — or a copy to the device failed), and PG_ERR_INVALID_ARGUMENT for a
+ * cuda_device that is not present. */
 PG_API pg_status pg_model_load(const char *llm_path, const pg_model_params *p, pg_model **out);
 
 /* Frees a model and everything it owns. Every session of the model must have been freed first.
@@ -195,14 +201,15 @@ PG_API int32_t pg_model_embed_dim(const pg_model *m);
  *   n_tokens     always receives the number of tokens the text needs
  * Errors: PG_ERR_INVALID_ARGUMENT (NULL m/n_tokens, NULL text with len > 0, no LLM), and
  * PG_ERR_INVALID_ARGUMENT when cap is too small (n_tokens says how much is needed; the first cap
- * tokens are written). Thread-safe. */
+ * tokens are written), PG_ERR_OUT_OF_MEMORY (working memory in proportion to len). Thread-safe. */
 PG_API pg_status pg_tokenize(const pg_model *m, const char *text, size_t len, int add_bos,
                              int32_t *tokens, size_t cap, size_t *n_tokens);
 
 /* The text of one token as it appears in decoded output: "▁" becomes a space, a byte token
  * <0xNN> is the single byte NN (which may be part of a multi-byte UTF-8 character), control and
  * unknown tokens (<s>, </s>, <unk>, [PAD]) are empty. No NUL is written.
- *   buf, cap  output buffer and its capacity;  len  always receives the piece's length.
+ *   buf, cap  output buffer and its capacity
+ *   len       always receives the piece's length
  * Errors: PG_ERR_INVALID_ARGUMENT (token out of range, NULL len, cap too small). Thread-safe. */
 PG_API pg_status pg_token_to_piece(const pg_model *m, int32_t token, char *buf, size_t cap,
                                    size_t *len);
@@ -280,6 +287,7 @@ PG_API pg_status pg_project(pg_model *m, const float *embed, size_t n, float *ou
  * Session: one conversation, its history and KV cache
  * ------------------------------------------------------------------------------------------- */
 
+/* Options for pg_session_new. */
 typedef struct pg_session_params {
     uint32_t struct_size; /* sizeof(pg_session_params) as the caller compiled it */
     int32_t n_ctx;        /* KV cache positions; 0 (default) = the model's context length */
@@ -355,7 +363,8 @@ PG_API pg_status pg_session_chat(pg_session *s, const char *user_text, pg_media 
 /* The answer of the last pg_session_chat call (also of a cancelled or context-full one: what was
  * streamed so far), as UTF-8 without a NUL unless cap leaves room for one, in which case one is
  * appended. len always receives the answer's length in bytes.
- * Errors: PG_ERR_INVALID_ARGUMENT (NULL s or len, cap too small — the first cap bytes are written). */
+ * Errors: PG_ERR_INVALID_ARGUMENT (NULL s or len, cap too small — the first cap bytes are
+ * written). */
 PG_API pg_status pg_session_answer(const pg_session *s, char *buf, size_t cap, size_t *len);
 
 /* Where the time of the last pg_session_chat call went. */
