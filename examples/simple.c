@@ -12,8 +12,7 @@
 #include <pandagpt.h>
 
 /* Called for each piece of the answer as it is generated; returning 0 asks for more. */
-static int print_piece(const char *piece, size_t len, int32_t token, void *user_data)
-{
+static int print_piece(const char *piece, size_t len, int32_t token, void *user_data) {
     (void)token;
     (void)user_data;
     fwrite(piece, 1, len, stdout);
@@ -21,8 +20,7 @@ static int print_piece(const char *piece, size_t len, int32_t token, void *user_
     return 0;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc < 4 || argc > 5) {
         fprintf(stderr, "usage: %s LLM.gguf ENCODER.gguf IMAGE [QUESTION]\n", argv[0]);
         return 2;
