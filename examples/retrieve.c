@@ -41,8 +41,7 @@
 static const char *const MODALITY_NAMES[] = {"image", "video", "audio", "depth", "thermal", "imu"};
 
 /* Whether name ends with suffix, ignoring ASCII case. */
-static int ends_with(const char *name, const char *suffix)
-{
+static int ends_with(const char *name, const char *suffix) {
     size_t n = strlen(name), k = strlen(suffix);
     if (k > n)
         return 0;
@@ -57,8 +56,7 @@ static int ends_with(const char *name, const char *suffix)
 }
 
 /* The modality of a file from its name, or -1 when the extension is not one we know. */
-static int modality_of(const char *name)
-{
+static int modality_of(const char *name) {
     static const struct { const char *suffix; pg_modality mod; } k_suffixes[] = {
         /* the two-part suffixes first: name.thermal.png is a thermal image, not a picture */
         {".thermal.png", PG_MODALITY_THERMAL}, {".thermal.jpg", PG_MODALITY_THERMAL},
@@ -83,23 +81,20 @@ typedef struct entry {
     long long key;     /* sort_key(similarity) */
 } entry;
 
-static int compare_entries(const void *pa, const void *pb)
-{
+static int compare_entries(const void *pa, const void *pb) {
     const entry *a = pa, *b = pb;
     if (a->key != b->key)
         return a->key > b->key ? -1 : 1;
     return strcmp(a->name, b->name);
 }
 
-static int compare_names(const void *pa, const void *pb)
-{
+static int compare_names(const void *pa, const void *pb) {
     return strcmp(*(char *const *)pa, *(char *const *)pb);
 }
 
 /* The visible names of a folder's entries, sorted, as a malloc'd array of malloc'd strings
  * (*n of them); NULL on failure, with the reason printed. */
-static char **list_folder(const char *folder, size_t *n)
-{
+static char **list_folder(const char *folder, size_t *n) {
     *n = 0;
     DIR *dir = opendir(folder);
     if (!dir) {
@@ -142,8 +137,7 @@ static char **list_folder(const char *folder, size_t *n)
 }
 
 /* folder/name, malloc'd; no second slash when folder ends with one. NULL: out of memory. */
-static char *path_join(const char *folder, const char *name)
-{
+static char *path_join(const char *folder, const char *name) {
     size_t n = strlen(folder);
     const char *slash = n && folder[n - 1] == '/' ? "" : "/";
     size_t len = n + strlen(slash) + strlen(name) + 1;
@@ -157,8 +151,7 @@ static char *path_join(const char *folder, const char *name)
 
 /* Decodes path as mod and embeds it into vec (dim floats). */
 static pg_status embed_file(pg_model *model, pg_modality mod, const char *path, float *vec,
-                            int32_t dim)
-{
+                            int32_t dim) {
     pg_media *media = NULL;
     pg_status st = pg_media_load_file(mod, path, &media);
     if (st == PG_OK)
@@ -167,8 +160,7 @@ static pg_status embed_file(pg_model *model, pg_modality mod, const char *path, 
     return st;
 }
 
-static double cosine(const float *a, const float *b, int32_t dim)
-{
+static double cosine(const float *a, const float *b, int32_t dim) {
     double ab = 0.0, aa = 0.0, bb = 0.0;
     for (int32_t i = 0; i < dim; i++) {
         ab += (double)a[i] * b[i];
@@ -180,8 +172,7 @@ static double cosine(const float *a, const float *b, int32_t dim)
 
 /* The similarity as printed, in units of 1e-4 (read back from the text, so that two values that
  * print the same have the same key); NaN, from a zero vector, sorts last. */
-static long long sort_key(double similarity)
-{
+static long long sort_key(double similarity) {
     char printed[32];
     if (isnan(similarity))
         return LLONG_MIN;
@@ -191,8 +182,7 @@ static long long sort_key(double similarity)
 
 /* ---- Main */
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     if (argc != 4) {
         fprintf(stderr, "usage: %s ENCODER.gguf QUERY-FILE FOLDER\n", argv[0]);
         return 2;
