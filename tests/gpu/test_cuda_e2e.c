@@ -16,8 +16,28 @@
  *      Python), else converted here with $PG_PYTHON tools/convert-pandagpt.py; the reference
  *      directory is PG_GPU_REFERENCE_DIR, else check.h's. Without either this part is skipped
  *      (with a message) and the rest runs.
+ *   2b. The same case wholly on the device, from the media (as tests/golden/test_e2e_chat.c):
+ *      the models also load the encoder GGUF (F32, with llama_proj: PG_GPU_E2E_ENCODER, else
+ *      converted from imagebind-tiny's .pth and the delta); the media are the files
+ *      (imagebind-tiny/media/scene.jpg, speech_22k.wav) or, where the build has no decoder for
+ *      them (PG_ERR_UNSUPPORTED: the device machine has no media libraries) or they are absent,
+ *      the reference's preprocessed tensors of the same files (preproc/vision.npy row 0,
+ *      preproc/audio.npy file 0) through pg_media_from_tensor, which the output says. Per case
+ *      (image; image + audio — the slot a sum of two projections on the device): pg_embed on
+ *      CUDA and CPU vs u.npy <= 1e-5; pg_session_chat(media, the case's prompt, greedy) with
+ *      max_tokens 1, after which pg_session_logits gives the last prompt row's logits: vs
+ *      logits_last.npy <= 1e-4 on both devices, CUDA vs CPU <= 1e-4, n_past = the reference's
+ *      prompt length; after pg_session_reset the greedy answer (16 tokens): each device's
+ *      streamed ids equal llama.cpp's up to a near tie, and CUDA's streamed ids and answer text
+ *      equal the CPU's (a difference is accepted only at a step where both still follow
+ *      llama.cpp and its margin is a near tie). Skipped (with a message) without the encoder
+ *      file, or without both the media files' decoders and the preprocessed tensors.
  *   3. ImageBind (tools/random_imagebind "tiny", F32): pg_embed of random inputs of all six
- *      modalities, CUDA vs CPU, max rel <= 1e-4.
+ *      modalities, CUDA vs CPU, max rel <= 1e-4; then several clips: a video of 15 clips (one
+ *      trunk pass of a whole video, attention batched over the clips), audio of 3, and more
+ *      clips than the 15 a state holds per pass — video 17 and 31, audio 16 and 64 — whose
+ *      passes are summed on the device (l2norm_sum accumulating), CUDA vs CPU <= 1e-4. (The
+ *      encoders against the upstream goldens: test_cuda_encoders.c.)
  *   4. Out of device memory: the test itself cudaMallocs filler until 192 MiB are left, then
  *      pg_model_load of a 0.4 GB model must fail with PG_ERR_OUT_OF_MEMORY (and *out NULL); with
  *      a tiny model loaded and 8 MiB left, pg_session_new (a 16 MiB KV cache) must fail the same
@@ -26,8 +46,8 @@
  *      state are already counted), and a load/eval/free cycle leaks nothing either.
  *
  * PG_GPU_QUICK=1 (for compute-sanitizer): the F32 tiny model with 8 decode steps, the reference
- * case, the image tower; no out-of-memory part. Skips (77) without CUDA in the build or without
- * a device, unless PG_GPU_REQUIRED=1.
+ * case (2b: the image case only), the image tower and the 17-clip video; no out-of-memory part.
+ * Skips (77) without CUDA in the build or without a device, unless PG_GPU_REQUIRED=1.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* clock_gettime, mkdtemp under -std=c11 */
@@ -222,7 +242,7 @@ static const char *e2e_llm(const char *ref, char *buf, size_t cap) {
     if (given && *given) return given;
     const char *py = getenv("PG_PYTHON");
     if (!py || !*py) py = "python3";
-    char cmd[8192];
+    char cmd[16384];
     snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy, gguf' 2>/dev/null", py);
     if (system(cmd) != 0) {
         printf("SKIP (part 2): '%s' cannot import numpy and gguf, and PG_GPU_E2E_LLM is unset\n",
@@ -328,6 +348,232 @@ done:
     json_free(cj);
 }
 
+/* ---- 2b. the same case wholly on the device, from the media ---------------------------------- */
+
+/* The converted encoder GGUF (F32, with llama_proj): PG_GPU_E2E_ENCODER, or converted into
+ * tmpdir. NULL (after saying why) to skip. */
+static const char *e2e_encoder(const char *ref, char *buf, size_t cap) {
+    const char *given = getenv("PG_GPU_E2E_ENCODER");
+    if (given && *given) return given;
+    char pth[4400];
+    snprintf(pth, sizeof pth, "%s/imagebind-tiny/model/imagebind_tiny_seed0.pth", ref);
+    if (access(pth, R_OK) != 0) {
+        printf("SKIP (part 2b): no %s, and PG_GPU_E2E_ENCODER is unset\n", pth);
+        return NULL;
+    }
+    const char *py = getenv("PG_PYTHON");
+    if (!py || !*py) py = "python3";
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy, gguf' 2>/dev/null", py);
+    if (system(cmd) != 0) {
+        printf("SKIP (part 2b): '%s' cannot import numpy and gguf, and PG_GPU_E2E_ENCODER is "
+               "unset\n", py);
+        return NULL;
+    }
+    snprintf(buf, cap, "%s/e2e-encoder.gguf", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' '%s/tools/convert-pandagpt.py' --quiet --outtype f32 --imagebind '%s' "
+             "--imagebind-heads vision=4,audio=4,thermal=4,depth=4,imu=2,text=2 "
+             "--delta '%s/pandagpt-e2e/pandagpt-delta/pytorch_model.pt' --encoder-out '%s'",
+             py, PG_SOURCE_ROOT, pth, ref, buf);
+    int rc = system(cmd);
+    CHECK_MSG(rc == 0, "converter failed (%d): %s", rc, cmd);
+    return rc == 0 ? buf : NULL;
+}
+
+/* One medium of the case: the file (scene.jpg or speech_22k.wav) decoded by the library, or,
+ * where this build has no decoder for it (the device machine has no media libraries) or the
+ * file is not there, the reference's preprocessed tensor of the same file (what the case's u.npy
+ * was computed from: preproc/vision.npy row 0, preproc/audio.npy file 0). NULL when neither. */
+static pg_media *e2e_media(const char *ref, int is_audio) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/imagebind-tiny/media/%s", ref,
+             is_audio ? "speech_22k.wav" : "scene.jpg");
+    pg_media *media = NULL;
+    const pg_modality mod = is_audio ? PG_MODALITY_AUDIO : PG_MODALITY_IMAGE;
+    pg_status s = pg_media_load_file(mod, path, &media);
+    if (s == PG_OK) {
+        printf("pandagpt-e2e media: %s decoded by the library\n", path);
+        return media;
+    }
+    if (s != PG_ERR_UNSUPPORTED && s != PG_ERR_IO) {
+        CHECK_MSG(0, "%s: %s", path, pg_last_error());
+        return NULL;
+    }
+    printf("pandagpt-e2e media: %s: %s: %s\n", path, pg_status_string(s), pg_last_error());
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/imagebind-tiny/preproc", ref);
+    const char *file = is_audio ? "audio.npy" : "vision.npy";
+    static const int64_t img_shape[3] = {3, 224, 224}, aud_shape[4] = {3, 1, 128, 204};
+    const size_t need = is_audio ? (size_t)3 * 128 * 204 : (size_t)3 * 224 * 224;
+    size_t n = 0;
+    float *x = load_f32(dir, file, &n);
+    if (!x || n < need) {
+        printf("SKIP (part 2b): nor can %s/%s be read instead\n", dir, file);
+        free(x);
+        return NULL;
+    }
+    s = pg_media_from_tensor(mod, x, is_audio ? aud_shape : img_shape, is_audio ? 4 : 3, &media);
+    CHECK_MSG(s == PG_OK, "pg_media_from_tensor(%s): %s", file, pg_last_error());
+    free(x);
+    if (s == PG_OK)
+        printf("pandagpt-e2e media: instead, the reference's preprocessed tensor %s/%s %s\n",
+               dir, file, is_audio ? "(file 0: speech_22k.wav, 3 clips)"
+                                   : "(row 0: scene.jpg)");
+    return s == PG_OK ? media : NULL;
+}
+
+typedef struct streamed {
+    int32_t ids[64];
+    int n;
+} streamed;
+
+static int collect(const char *piece, size_t len, int32_t token, void *user) {
+    (void)piece;
+    (void)len;
+    streamed *c = user;
+    if (c->n < 64) c->ids[c->n++] = token;
+    return 0;
+}
+
+/* PandaGPT's whole path on each model (0 CPU, 1 CUDA, both with the encoder): the case's media
+ * encoded, projected and summed by pg_session_chat on the session's backend; the first-token
+ * logits (a turn of max_tokens 1 evaluates the prompt and samples once, leaving the last prompt
+ * row's logits) vs llama.cpp's; then the greedy answer, CUDA's streamed ids and text equal to
+ * the CPU's. */
+static void e2e_chat_case(pg_model *m[2], const char *ref, const char *name) {
+    char dir[4200], path[4400];
+    snprintf(dir, sizeof dir, "%s/pandagpt-e2e/cases/%s", ref, name);
+    snprintf(path, sizeof path, "%s/case.json", dir);
+    size_t jlen, n_last = 0, n_u = 0;
+    char *jtext = json_read_file(path, &jlen);
+    json_value *cj = jtext ? json_parse(jtext, jlen) : NULL;
+    free(jtext);
+    float *last = load_f32(dir, "logits_last.npy", &n_last);
+    float *u = load_f32(dir, "u.npy", &n_u); /* optional: --prepare copies it */
+    const int V = pg_model_n_vocab(m[1]), dim = pg_model_embed_dim(m[1]);
+    pg_media *media[2] = {NULL, NULL};
+    float *logits[2] = {NULL, NULL}, *e = NULL;
+    streamed got[2];
+    static char answer[2][4096]; /* at most 64 tokens' pieces */
+    memset(got, 0, sizeof got);
+    memset(answer, 0, sizeof answer);
+    CHECK_MSG(cj && last, "%s: cannot read case.json or logits_last.npy", dir);
+    if (!cj || !last) goto done;
+    CHECK_EQ_INT(n_last, V);
+    if (n_last != (size_t)V) goto done;
+
+    const json_value *mods = json_get(cj, "modalities"), *gen = json_get(cj, "gen"),
+                     *margin = json_get(cj, "gen_margin");
+    const size_t n_media = mods ? json_len(mods) : 0;
+    const int n_gen = (int)json_len(gen), n_seq = (int)json_len(json_get(cj, "sequence"));
+    const char *prompt = json_str(json_get(cj, "prompt"), NULL);
+    CHECK(n_media >= 1 && n_media <= 2 && prompt && n_gen >= 3 && n_gen <= 64);
+    if (n_media < 1 || n_media > 2 || !prompt || n_gen < 3 || n_gen > 64) goto done;
+    for (size_t i = 0; i < n_media; i++) {
+        const char *src = json_str(json_get(json_at(mods, i), "source"), NULL);
+        media[i] = e2e_media(ref, src && strstr(src, "audio") != NULL);
+        if (!media[i]) goto done;
+    }
+
+    /* the media's vectors on each device, against PandaGPT's (u.npy) */
+    e = malloc(sizeof(float) * (size_t)dim);
+    for (size_t i = 0; u && n_u == n_media * (size_t)dim && i < n_media; i++)
+        for (int d = 1; d >= 0; d--) {
+            CHECK_OK(pg_embed(m[d], media[i], e, (size_t)dim));
+            const double err = max_rel(e, u + i * (size_t)dim, (size_t)dim);
+            printf("pandagpt-e2e %-11s %s: pg_embed(media %zu) vs u.npy max rel %.2e (tol "
+                   "1e-5)\n", name, d ? "CUDA" : "CPU ", i, err);
+            CHECK_MSG(err <= 1e-5, "%s %s: pg_embed(media %zu) vs u.npy max rel %.3g > 1e-5",
+                      name, d ? "CUDA" : "CPU", i, err);
+        }
+
+    const double scale = max_abs(last, V);
+    pg_generate_params g;
+    pg_generate_params_init(&g);
+    g.temperature = 0.0f; /* greedy */
+    for (int d = 1; d >= 0; d--) { /* CUDA first: it is what this test is about */
+        const char *dev = d ? "CUDA" : "CPU ";
+        pg_session *s = NULL;
+        CHECK_OK(session(m[d], 0, &s));
+        if (!s) continue;
+        logits[d] = malloc(sizeof(float) * (size_t)V);
+        g.max_tokens = 1;
+        pg_status st = pg_session_chat(s, prompt, media, n_media, &g, NULL, NULL);
+        CHECK_MSG(st == PG_OK, "%s %s: pg_session_chat: %s", name, dev, pg_last_error());
+        CHECK_EQ_INT(pg_session_n_past(s), n_seq); /* the prompt the reference evaluated */
+        if (st == PG_OK) st = pg_session_logits(s, logits[d], (size_t)V);
+        if (st == PG_OK) {
+            const double err = max_rel(logits[d], last, (size_t)V);
+            printf("pandagpt-e2e %-11s %s: pg_session_chat from the media, first-token logits "
+                   "vs llama.cpp max rel %.2e (tol 1e-4)\n", name, dev, err);
+            CHECK_MSG(err <= 1e-4, "%s %s: chat first-token logits vs logits_last.npy max rel "
+                      "%.3g > 1e-4", name, dev, err);
+        } else {
+            free(logits[d]);
+            logits[d] = NULL;
+        }
+
+        /* the greedy answer, media encoded again after the reset */
+        CHECK_OK(pg_session_reset(s));
+        g.max_tokens = n_gen;
+        st = pg_session_chat(s, prompt, media, n_media, &g, collect, &got[d]);
+        CHECK_MSG(st == PG_OK, "%s %s: greedy pg_session_chat: %s", name, dev, pg_last_error());
+        size_t alen = 0;
+        CHECK_OK(pg_session_answer(s, answer[d], sizeof answer[d], &alen));
+        int agree = 0;
+        for (int k = 0; k < got[d].n && k < n_gen; k++) {
+            const int32_t want = (int32_t)json_num(json_at(gen, k));
+            if (got[d].ids[k] == want) {
+                agree++;
+                continue;
+            }
+            const double mg = json_num(json_at(margin, k));
+            CHECK_MSG(mg < 1e-4 * scale, "%s %s: streamed token %d is %d, llama.cpp chose %d "
+                      "with margin %g", name, dev, k, (int)got[d].ids[k], (int)want, mg);
+            break; /* a near tie: the rest follows another path */
+        }
+        printf("pandagpt-e2e %-11s %s: greedy pg_session_chat streamed %d ids, %d equal "
+               "llama.cpp's (of %d)\n", name, dev, got[d].n, agree, n_gen);
+        CHECK(got[d].n >= n_gen - 2);
+        pg_session_free(s);
+    }
+    if (logits[0] && logits[1]) {
+        const double err = max_rel(logits[1], logits[0], (size_t)V);
+        printf("pandagpt-e2e %-11s chat first-token logits CUDA vs CPU max rel %.2e (tol 1e-4)\n",
+               name, err);
+        CHECK(err <= 1e-4);
+    }
+    /* CUDA's stream equals the CPU's; a difference is allowed only where both still follow
+     * llama.cpp and its margin there is a near tie */
+    int k = 0;
+    while (k < got[0].n && k < got[1].n && got[0].ids[k] == got[1].ids[k]) k++;
+    const int same = k == got[0].n && k == got[1].n;
+    if (same) {
+        const int same_text = strcmp(answer[0], answer[1]) == 0;
+        printf("pandagpt-e2e %-11s CUDA's %d streamed ids equal the CPU's; answers %s\n",
+               name, got[1].n, same_text ? "equal" : "DIFFER");
+        CHECK_MSG(same_text, "%s: CUDA answer \"%s\" != CPU answer \"%s\"", name, answer[1],
+                  answer[0]);
+    } else {
+        int on_ref = k < n_gen;
+        for (int i = 0; i < k && on_ref; i++)
+            on_ref = got[0].ids[i] == (int32_t)json_num(json_at(gen, i));
+        const double mg = on_ref ? json_num(json_at(margin, k)) : INFINITY;
+        printf("pandagpt-e2e %-11s CUDA's streamed ids differ from the CPU's at %d (llama.cpp's "
+               "margin there %g, near-tie bound %g)\n", name, k, mg, 1e-4 * scale);
+        CHECK_MSG(mg < 1e-4 * scale, "%s: CUDA's streamed id %d differs from the CPU's, not at "
+                  "a near tie", name, k);
+    }
+done:
+    for (int d = 0; d < 2; d++) free(logits[d]);
+    for (size_t i = 0; i < 2; i++) pg_media_free(media[i]);
+    free(e);
+    free(u);
+    free(last);
+    json_free(cj);
+}
+
 static void test_pandagpt_e2e(void) {
     const char *ref = getenv("PG_GPU_REFERENCE_DIR");
     if (!ref || !*ref) ref = check_reference_dir();
@@ -335,7 +581,7 @@ static void test_pandagpt_e2e(void) {
         printf("SKIP (part 2): no reference directory\n");
         return;
     }
-    char buf[600];
+    char buf[600], ebuf[600];
     const char *llm = e2e_llm(ref, buf, sizeof buf);
     if (!llm) return;
     pg_model *m[2] = {NULL, NULL};
@@ -348,20 +594,39 @@ static void test_pandagpt_e2e(void) {
     }
     pg_model_free(m[0]);
     pg_model_free(m[1]);
+
+    /* 2b: from the media, the encoders on the device too */
+    const char *enc = e2e_encoder(ref, ebuf, sizeof ebuf);
+    if (enc) {
+        m[0] = m[1] = NULL;
+        CHECK_OK(load(llm, enc, PG_DEVICE_CPU, &m[0]));
+        st = load(llm, enc, PG_DEVICE_CUDA, &m[1]);
+        CHECK_MSG(st == PG_OK, "pandagpt-e2e with the encoder: pg_model_load on CUDA: %s",
+                  pg_last_error());
+        if (m[0] && m[1]) {
+            e2e_chat_case(m, ref, "image");
+            if (!quick) e2e_chat_case(m, ref, "image_audio");
+        }
+        pg_model_free(m[0]);
+        pg_model_free(m[1]);
+        if (enc == ebuf) unlink(ebuf);
+    }
     if (llm == buf) unlink(buf);
 }
 
 /* ---- 3. ImageBind, CUDA vs CPU ------------------------------------------------------------- */
 
-static pg_media *random_media(pg_modality mod) {
+/* A random input tensor of mod; VIDEO and AUDIO with n_clips clips. */
+static pg_media *random_media(pg_modality mod, int n_clips) {
     int64_t shape[5];
     int nd;
     switch (mod) {
     case PG_MODALITY_IMAGE: nd = 3, shape[0] = 3, shape[1] = 224, shape[2] = 224; break;
     case PG_MODALITY_VIDEO:
-        nd = 5, shape[0] = 2, shape[1] = 3, shape[2] = 2, shape[3] = 224, shape[4] = 224;
+        nd = 5, shape[0] = n_clips, shape[1] = 3, shape[2] = 2, shape[3] = 224, shape[4] = 224;
         break;
-    case PG_MODALITY_AUDIO: nd = 4, shape[0] = 3, shape[1] = 1, shape[2] = 128, shape[3] = 204;
+    case PG_MODALITY_AUDIO:
+        nd = 4, shape[0] = n_clips, shape[1] = 1, shape[2] = 128, shape[3] = 204;
         break;
     case PG_MODALITY_DEPTH:
     case PG_MODALITY_THERMAL: nd = 3, shape[0] = 1, shape[1] = 224, shape[2] = 224; break;
@@ -378,6 +643,28 @@ static pg_media *random_media(pg_modality mod) {
     return media;
 }
 
+/* pg_embed of one random input on both models, CUDA vs CPU. */
+static void embed_pair(pg_model *m[2], pg_modality mod, int n_clips, const char *label) {
+    const int dim = pg_model_embed_dim(m[0]);
+    float *e[2] = {malloc(sizeof(float) * (size_t)dim), malloc(sizeof(float) * (size_t)dim)};
+    pg_media *media = random_media(mod, n_clips);
+    if (media) {
+        for (int d = 0; d < 2; d++) {
+            for (int i = 0; i < dim; i++) e[d][i] = NAN;
+            pg_status st = pg_embed(m[d], media, e[d], (size_t)dim);
+            CHECK_MSG(st == PG_OK, "pg_embed(%s) on %s: %s", label, d ? "CUDA" : "CPU",
+                      pg_last_error());
+        }
+        const double err = max_rel(e[1], e[0], (size_t)dim);
+        printf("imagebind tiny %-22s pg_embed CUDA vs CPU max rel %.2e (tol 1e-4)\n", label,
+               err);
+        CHECK_MSG(err <= 1e-4, "pg_embed(%s) CUDA vs CPU max rel %.3g > 1e-4", label, err);
+        pg_media_free(media);
+    }
+    free(e[0]);
+    free(e[1]);
+}
+
 static void test_imagebind(void) {
     static const char *names[] = {"image", "video", "audio", "depth", "thermal", "imu"};
     char path[512];
@@ -391,27 +678,26 @@ static void test_imagebind(void) {
     pg_status st = load(NULL, path, PG_DEVICE_CUDA, &m[1]);
     CHECK_MSG(st == PG_OK, "imagebind: pg_model_load on CUDA: %s", pg_last_error());
     if (m[0] && m[1]) {
-        const int dim = pg_model_embed_dim(m[0]);
-        float *e[2] = {malloc(sizeof(float) * (size_t)dim), malloc(sizeof(float) * (size_t)dim)};
         for (int mod = PG_MODALITY_IMAGE; mod <= PG_MODALITY_IMU; mod++) {
             if (quick && mod != PG_MODALITY_IMAGE) continue;
-            pg_media *media = random_media((pg_modality)mod);
-            if (!media) continue;
-            for (int d = 0; d < 2; d++) {
-                for (int i = 0; i < dim; i++) e[d][i] = NAN;
-                st = pg_embed(m[d], media, e[d], (size_t)dim);
-                CHECK_MSG(st == PG_OK, "pg_embed(%s) on %s: %s", names[mod], d ? "CUDA" : "CPU",
-                          pg_last_error());
-            }
-            const double err = max_rel(e[1], e[0], (size_t)dim);
-            printf("imagebind tiny %-8s pg_embed CUDA vs CPU max rel %.2e (tol 1e-4)\n",
-                   names[mod], err);
-            CHECK_MSG(err <= 1e-4, "pg_embed(%s) CUDA vs CPU max rel %.3g > 1e-4", names[mod],
-                      err);
-            pg_media_free(media);
+            const int clips = mod == PG_MODALITY_VIDEO ? 2 : mod == PG_MODALITY_AUDIO ? 3 : 1;
+            embed_pair(m, (pg_modality)mod, clips, names[mod]);
         }
-        free(e[0]);
-        free(e[1]);
+        /* several clips in one trunk pass (the whole video of 15), and more clips than a
+         * state holds (15 per pass on both devices: the passes' vectors are summed on the
+         * device, l2norm_sum accumulating) */
+        static const struct { pg_modality mod; int clips; const char *label; int in_quick; }
+            multi[] = {
+                {PG_MODALITY_VIDEO, 15, "video 15 clips", 0},
+                {PG_MODALITY_AUDIO, 3, "audio 3 clips", 0},
+                {PG_MODALITY_VIDEO, 17, "video 17 clips (15+2)", 1},
+                {PG_MODALITY_VIDEO, 31, "video 31 clips (15+15+1)", 0},
+                {PG_MODALITY_AUDIO, 16, "audio 16 clips (15+1)", 0},
+                {PG_MODALITY_AUDIO, 64, "audio 64 clips (4x15+4)", 0},
+            };
+        for (size_t i = 0; i < sizeof multi / sizeof multi[0]; i++)
+            if (!quick || multi[i].in_quick)
+                embed_pair(m, multi[i].mod, multi[i].clips, multi[i].label);
     }
     pg_model_free(m[0]);
     pg_model_free(m[1]);

@@ -21,6 +21,25 @@
  * 4096, grouped-query heads, head_dim 16…128), attention_full (n_kv = n_q and n_q + 1, padded
  * strides, causal), silu_mul, gelu, add, add_bias, copy, and alloc/upload/download/sync.
  *
+ * The encoder ops (backend.h; CPU oracle lib/backend/cpu/encoder_ops.c), each with its own figure:
+ *   im2col       the six towers' geometries (image, video, audio, thermal, depth, IMU) and an odd
+ *                one (k_t > frames, stride < and > kernel, unused edge rows), 1 and 3 items; the
+ *                input pixels no patch covers hold NaN. A pure copy: max |cuda − cpu| must be 0
+ *                (bit-identical).
+ *   l2norm_sum   1, 3, 15 rows of dim 32, 1024 (and 1000, 5), scale 1 and 10, weight 1/n: a first
+ *                pass (accumulate 0, output poisoned) then a second onto its result (accumulate
+ *                1, as the encoder's trunk passes); a zero row and a tiny row (norm < 1e-12: the
+ *                clamp). max |cuda − cpu| / max |cpu| <= 1e-6.
+ *   project      llama_proj: F32, F16, Q8_0 weights 1024 → 5120 and 4096, small odd shapes, a
+ *                row longer than the CPU's 4096-float chunk; with and without bias; accumulate 0
+ *                (output poisoned) and 1 (onto a preloaded row). max rel <= 1e-6.
+ *   attention_full over n_batch 3 and 15 sequences (the encoder's clips, one call): each
+ *                sequence its [n_kv][3E (+pad)] rows, batch_stride = n_kv·stride, with the bias_kv
+ *                layout (n_kv = n_q + 1, the key-only row's query columns NaN); also gap rows
+ *                between sequences (batch_stride > n_kv·stride, NaN: never read) and causal; at
+ *                the tiny towers' sizes and ImageBind-huge's (vision 257 × 16 heads × 80, audio
+ *                229 + 1 × 16 × 80 and × 12 × 64). NMSE <= 1e-7 as the single-sequence cases.
+ *
  * PG_GPU_QUICK=1 keeps one or two small shapes per op (for compute-sanitizer, where kernels run
  * far slower). Without CUDA in the build, or without a device, the test skips (exit 77) — unless
  * PG_GPU_REQUIRED=1 (scripts/gpu-check.sh sets it), which turns a missing device into a failure.
@@ -141,22 +160,52 @@ static double nmse(const float *got, const float *want, size_t n) {
     return den > 0.0 ? num / den : num;
 }
 
-/* The worst NMSE seen per op, printed at the end. */
-static struct { const char *op; double worst; int cases; } worst[32];
+/* max |got − want| / max |want| in double (max |got − want| when want is all zero); infinite
+ * when either has a non-finite value. */
+static double max_rel(const float *got, const float *want, size_t n) {
+    double d = 0.0, m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]) || !isfinite(want[i])) return INFINITY;
+        d = fmax(d, fabs((double)got[i] - (double)want[i]));
+        m = fmax(m, fabs((double)want[i]));
+    }
+    return m > 0.0 ? d / m : d;
+}
+
+/* max |got − want|; infinite when either has a non-finite value. */
+static double max_abs_diff(const float *got, const float *want, size_t n) {
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]) || !isfinite(want[i])) return INFINITY;
+        d = fmax(d, fabs((double)got[i] - (double)want[i]));
+    }
+    return d;
+}
+
+/* The worst figure seen per op (NMSE, or the op's own figure), printed at the end. */
+static struct { const char *op, *fig; double worst; int cases; } worst[32];
 static int n_worst = 0;
 
-static void record(const char *op, double e, double tol, const char *where) {
+/* Prints one case's figure (named fig: "NMSE", "max rel", "max|diff|") and checks e <= tol. */
+static void record_fig(const char *op, const char *fig, double e, double tol, const char *where) {
     int i = 0;
     while (i < n_worst && strcmp(worst[i].op, op) != 0) i++;
-    if (i == n_worst && n_worst < 32) worst[n_worst++].op = op;
+    if (i == n_worst && n_worst < 32) {
+        worst[n_worst].op = op;
+        worst[n_worst++].fig = fig;
+    }
     if (i < 32) {
         if (!(e <= worst[i].worst)) worst[i].worst = e;
         worst[i].cases++;
     }
-    printf("%-14s %-58s NMSE %9.3g  (tol %.0e)%s\n", op, where, e, tol,
+    printf("%-14s %-58s %-9s %9.3g  (tol %.0e)%s\n", op, where, fig, e, tol,
            e <= tol ? "" : "  FAIL");
     fflush(stdout);
-    CHECK_MSG(e <= tol, "%s %s: NMSE %.3g > %.3g", op, where, e, tol);
+    CHECK_MSG(e <= tol, "%s %s: %s %.3g > %.3g", op, where, fig, e, tol);
+}
+
+static void record(const char *op, double e, double tol, const char *where) {
+    record_fig(op, "NMSE", e, tol, where);
 }
 
 static const uint32_t all_types[] = {PG_DTYPE_F32, PG_DTYPE_F16, PG_DTYPE_BF16, PG_DTYPE_Q8_0,
@@ -358,36 +407,202 @@ static void test_attention(int n, int pos0, int n_head, int n_head_kv, int head_
     cpu->ops->free(cpu, og);
 }
 
-/* attention_full over one fused [n_kv][3E + pad] buffer, q/k/v its column slices, as the
- * encoder lays it out; with extra > 0 the last rows hold keys/values only (bias_kv). */
-static void test_attention_full(int n_q, int extra, int n_head, int head_dim, int pad,
-                                int causal) {
+/* attention_full over n_batch sequences laid out as the encoder lays out its clips: each a fused
+ * [n_kv][3E + pad] buffer followed by gap unused rows, q/k/v its column slices, sequence s at
+ * s·batch_stride = s·(n_kv + gap)·stride floats; with extra > 0 each sequence's last rows hold
+ * keys/values only (bias_kv). Padding columns, the query columns of key-only rows and the gap
+ * rows hold NaN: a kernel that reads them fails. */
+static void test_attention_batch(int n_batch, int gap, int n_q, int extra, int n_head,
+                                 int head_dim, int pad, int causal) {
     const int n_kv = n_q + extra, E = n_head * head_dim;
-    const size_t stride = (size_t)3 * E + (size_t)pad, len = (size_t)n_kv * stride;
-    const size_t olen = (size_t)n_q * E;
+    const size_t stride = (size_t)3 * E + (size_t)pad, seq = (size_t)(n_kv + gap) * stride;
+    const size_t len = (size_t)n_batch * seq, olen = (size_t)n_batch * n_q * E;
     float *qkv = hbuf(len), *oc = hbuf(olen), *og = hbuf(olen);
     fill(qkv, len, 2.0f);
-    for (int p = 0; p < n_kv; p++) /* padding columns: never read */
-        for (size_t i = (size_t)3 * E; i < stride; i++) qkv[(size_t)p * stride + i] = NAN;
-    for (int p = n_q; p < n_kv; p++) /* query columns of key-only rows: never read */
-        for (int i = 0; i < E; i++) qkv[(size_t)p * stride + i] = NAN;
+    for (int sq = 0; sq < n_batch; sq++) {
+        float *x = qkv + (size_t)sq * seq;
+        for (int p = 0; p < n_kv; p++) /* padding columns: never read */
+            for (size_t i = (size_t)3 * E; i < stride; i++) x[(size_t)p * stride + i] = NAN;
+        for (int p = n_q; p < n_kv; p++) /* query columns of key-only rows: never read */
+            for (int i = 0; i < E; i++) x[(size_t)p * stride + i] = NAN;
+        for (size_t i = (size_t)n_kv * stride; i < seq; i++) x[i] = NAN; /* the gap rows */
+    }
+    /* a single sequence passes batch_stride 0, as the existing callers did */
+    const size_t bstride = n_batch > 1 ? seq : 0;
     float *dqkv = dcopy(qkv, len), *dout = dbuf(olen);
     poison_host(oc, olen);
     dpoison(dout, olen * sizeof(float));
     cpu->ops->attention_full(cpu, oc, qkv, qkv + E, qkv + 2 * E, n_q, n_kv, stride, stride,
-                             1, 0, n_head, head_dim, causal);
+                             n_batch, bstride, n_head, head_dim, causal);
     gpu->ops->attention_full(gpu, dout, dqkv, dqkv + E, dqkv + 2 * E, n_q, n_kv, stride, stride,
-                             1, 0, n_head, head_dim, causal);
+                             n_batch, bstride, n_head, head_dim, causal);
     dget(og, dout, olen, "attention_full");
-    char where[96];
-    snprintf(where, sizeof where, "n_q=%d n_kv=%d heads=%d hd=%d pad=%d causal=%d", n_q, n_kv,
-             n_head, head_dim, pad, causal);
+    char where[128];
+    if (n_batch == 1)
+        snprintf(where, sizeof where, "n_q=%d n_kv=%d heads=%d hd=%d pad=%d causal=%d", n_q,
+                 n_kv, n_head, head_dim, pad, causal);
+    else
+        snprintf(where, sizeof where, "batch=%d gap=%d n_q=%d n_kv=%d heads=%d hd=%d pad=%d "
+                 "causal=%d", n_batch, gap, n_q, n_kv, n_head, head_dim, pad, causal);
     record("attention_full", nmse(og, oc, olen), TOL_F32, where);
     gpu->ops->free(gpu, dqkv);
     gpu->ops->free(gpu, dout);
     cpu->ops->free(cpu, qkv);
     cpu->ops->free(cpu, oc);
     cpu->ops->free(cpu, og);
+}
+
+/* One sequence over one fused [n_kv][3E + pad] buffer. */
+static void test_attention_full(int n_q, int extra, int n_head, int head_dim, int pad,
+                                int causal) {
+    test_attention_batch(1, 0, n_q, extra, n_head, head_dim, pad, causal);
+}
+
+/* ---- encoder ops: im2col, l2norm_sum, project ---------------------------------------------- */
+
+/* n_items inputs of geometry g: the im2col rows, CUDA vs CPU, must be bit-identical. Input
+ * values no patch reads (edge rows and columns past the last patch, frames past k_t) are NaN,
+ * so an index that strays onto them shows. */
+static void test_im2col(const char *name, pg_conv_geom g, int n_items) {
+    const int gh = (g.height - g.k_h) / g.s_h + 1, gw = (g.width - g.k_w) / g.s_w + 1;
+    const size_t plane = (size_t)g.height * (size_t)g.width;
+    const size_t item_in = (size_t)g.channels * (size_t)g.frames * plane;
+    const size_t n_feat = (size_t)g.channels * g.k_t * g.k_h * g.k_w;
+    const size_t in_len = (size_t)n_items * item_in;
+    const size_t out_len = (size_t)n_items * (size_t)gh * (size_t)gw * n_feat;
+    float *in = hbuf(in_len), *oc = hbuf(out_len), *og = hbuf(out_len);
+    fill(in, in_len, 3.0f);
+    /* which rows, columns and frames some patch reads (PadIm2Video: tap t reads frame
+     * min(t, frames − 1)); everything else is NaN */
+    char *read_y = calloc((size_t)g.height, 1), *read_x = calloc((size_t)g.width, 1);
+    char *read_f = calloc((size_t)g.frames, 1);
+    if (!read_y || !read_x || !read_f) exit(1);
+    for (int ph = 0; ph < gh; ph++)
+        for (int i = 0; i < g.k_h; i++) read_y[ph * g.s_h + i] = 1;
+    for (int pw = 0; pw < gw; pw++)
+        for (int j = 0; j < g.k_w; j++) read_x[pw * g.s_w + j] = 1;
+    for (int t = 0; t < g.k_t; t++) read_f[t < g.frames ? t : g.frames - 1] = 1;
+    size_t n_unread = 0;
+    for (int it = 0; it < n_items; it++)
+        for (int c = 0; c < g.channels; c++)
+            for (int f = 0; f < g.frames; f++)
+                for (int y = 0; y < g.height; y++)
+                    for (int x = 0; x < g.width; x++)
+                        if (!(read_f[f] && read_y[y] && read_x[x])) {
+                            in[(size_t)it * item_in + (size_t)(c * g.frames + f) * plane +
+                               (size_t)y * g.width + x] = NAN;
+                            n_unread++;
+                        }
+    free(read_y);
+    free(read_x);
+    free(read_f);
+    float *din = dcopy(in, in_len), *dout = dbuf(out_len);
+    poison_host(oc, out_len);
+    dpoison(dout, out_len * sizeof(float));
+    cpu->ops->im2col(cpu, oc, in, n_items, &g);
+    gpu->ops->im2col(gpu, dout, din, n_items, &g);
+    dget(og, dout, out_len, "im2col");
+    double e = max_abs_diff(og, oc, out_len);
+    if (e == 0.0 && memcmp(og, oc, out_len * sizeof(float)) != 0) e = INFINITY; /* -0 vs +0 */
+    char where[128];
+    snprintf(where, sizeof where, "%-7s items=%d [%d,%d,%d,%d] k %dx%dx%d s %dx%d (%zu unread)",
+             name, n_items, g.channels, g.frames, g.height, g.width, g.k_t, g.k_h, g.k_w, g.s_h,
+             g.s_w, n_unread);
+    record_fig("im2col", "max|diff|", e, 0.0, where);
+    gpu->ops->free(gpu, din);
+    gpu->ops->free(gpu, dout);
+    cpu->ops->free(cpu, in);
+    cpu->ops->free(cpu, oc);
+    cpu->ops->free(cpu, og);
+}
+
+enum { ROWS_RANDOM = 0, ROWS_ZERO = 1, ROWS_TINY = 2 };
+
+/* l2norm_sum of n_rows rows of dim, weight 1/n_rows: a first pass (accumulate 0, outputs
+ * poisoned) over rows A, then a second (accumulate 1) over rows B onto its result, as the
+ * encoder adds its trunk passes. special: row 0 of A all zero (ROWS_ZERO) or, also, row 1 of A
+ * scaled to 1e-15 (ROWS_TINY: its norm, below 1e-12, is clamped). */
+static void test_l2norm_sum(int n_rows, int dim, float scale, int special) {
+    const size_t len = (size_t)n_rows * (size_t)dim;
+    const float weight = 1.0f / (float)n_rows;
+    float *a = hbuf(len), *bb = hbuf(len), *oc = hbuf((size_t)dim), *og = hbuf((size_t)dim);
+    fill(a, len, 2.0f);
+    fill(bb, len, 0.5f);
+    if (special >= ROWS_ZERO) memset(a, 0, sizeof(float) * (size_t)dim);
+    if (special == ROWS_TINY && n_rows > 1)
+        for (int d = 0; d < dim; d++) a[(size_t)dim + d] *= 1e-15f;
+    float *da = dcopy(a, len), *db = dcopy(bb, len), *dout = dbuf((size_t)dim);
+    static const char *const sp_name[] = {"", " zero row", " zero+tiny rows"};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 0) {
+            poison_host(oc, (size_t)dim);
+            dpoison(dout, sizeof(float) * (size_t)dim);
+        }
+        cpu->ops->l2norm_sum(cpu, oc, pass ? bb : a, n_rows, dim, scale, weight, pass);
+        gpu->ops->l2norm_sum(gpu, dout, pass ? db : da, n_rows, dim, scale, weight, pass);
+        dget(og, dout, (size_t)dim, "l2norm_sum");
+        char where[128];
+        snprintf(where, sizeof where, "rows=%-2d dim=%-4d scale=%g weight=1/%d accumulate=%d%s",
+                 n_rows, dim, scale, n_rows, pass, pass ? "" : sp_name[special]);
+        record_fig("l2norm_sum", "max rel", max_rel(og, oc, (size_t)dim), 1e-6, where);
+    }
+    gpu->ops->free(gpu, da);
+    gpu->ops->free(gpu, db);
+    gpu->ops->free(gpu, dout);
+    cpu->ops->free(cpu, a);
+    cpu->ops->free(cpu, bb);
+    cpu->ops->free(cpu, oc);
+    cpu->ops->free(cpu, og);
+}
+
+/* project (llama_proj) with weights of type t, n_in → n_out, with or without bias: accumulate 0
+ * into a poisoned row, then accumulate 1 onto a preloaded one. */
+static void test_project(uint32_t t, int64_t n_in, int64_t n_out, int with_bias) {
+    float *wf = malloc(sizeof(float) * (size_t)n_in * (size_t)n_out);
+    if (!wf) exit(1);
+    fill(wf, (size_t)n_in * (size_t)n_out, 1.0f);
+    const size_t rb = pg_dtype_row_bytes(t, n_in);
+    uint8_t *wb = malloc(rb * (size_t)n_out);
+    if (!wb) exit(1);
+    for (int64_t r = 0; r < n_out; r++)
+        pg_quantize_row(t, wf + r * n_in, wb + (size_t)r * rb, n_in);
+    void *dw = dbuf_bytes(rb * (size_t)n_out);
+    gpu->ops->upload(gpu, dw, wb, rb * (size_t)n_out);
+    const pg_weight wc = {t, n_in, n_out, rb, wb}, wg = {t, n_in, n_out, rb, dw};
+    float *u = hbuf((size_t)n_in), *bias = hbuf((size_t)n_out), *y0 = hbuf((size_t)n_out);
+    float *yc = hbuf((size_t)n_out), *yg = hbuf((size_t)n_out);
+    fill(u, (size_t)n_in, 0.1f);
+    fill(bias, (size_t)n_out, 0.5f);
+    fill(y0, (size_t)n_out, 2.0f);
+    float *du = dcopy(u, (size_t)n_in), *dbias = dcopy(bias, (size_t)n_out);
+    float *dy = dbuf((size_t)n_out);
+    for (int acc = 0; acc < 2; acc++) {
+        if (acc) {
+            memcpy(yc, y0, sizeof(float) * (size_t)n_out);
+            gpu->ops->upload(gpu, dy, y0, sizeof(float) * (size_t)n_out);
+        } else {
+            poison_host(yc, (size_t)n_out);
+            dpoison(dy, sizeof(float) * (size_t)n_out);
+        }
+        cpu->ops->project(cpu, &wc, with_bias ? bias : NULL, u, yc, acc);
+        gpu->ops->project(gpu, &wg, with_bias ? dbias : NULL, du, dy, acc);
+        dget(yg, dy, (size_t)n_out, "project");
+        char where[128];
+        snprintf(where, sizeof where, "%-4s n_in=%-5lld n_out=%-5lld bias=%d accumulate=%d",
+                 pg_dtype_name(t), (long long)n_in, (long long)n_out, with_bias, acc);
+        record_fig("project", "max rel", max_rel(yg, yc, (size_t)n_out), 1e-6, where);
+    }
+    gpu->ops->free(gpu, dw);
+    gpu->ops->free(gpu, du);
+    gpu->ops->free(gpu, dbias);
+    gpu->ops->free(gpu, dy);
+    cpu->ops->free(cpu, u);
+    cpu->ops->free(cpu, bias);
+    cpu->ops->free(cpu, y0);
+    cpu->ops->free(cpu, yc);
+    cpu->ops->free(cpu, yg);
+    free(wb);
+    free(wf);
 }
 
 /* ---- elementwise -------------------------------------------------------------------------- */
@@ -586,6 +801,76 @@ static void run_all(void) {
         test_attention_full(77, 0, 16, 64, 0, 1);    /* text tower */
         test_attention_full(257, 1, 16, 80, 0, 1);   /* causal, n_kv = n_q + 1 */
     }
+    /* attention_full over clips: n_batch sequences in one call, batch_stride = (n_kv + gap)
+     * rows; extra 1 is the bias_kv row after each clip's rows */
+    test_attention_batch(3, 0, 9, 1, 4, 16, 0, 0);      /* bias_kv layout, small */
+    test_attention_batch(3, 2, 5, 1, 3, 20, 3, 0);      /* gap rows between sequences, pad */
+    test_attention_batch(3, 1, 7, 2, 2, 8, 0, 1);       /* causal, gap */
+    test_attention_batch(15, 0, 257, 0, 4, 16, 0, 0);   /* tiny vision: a whole video */
+    test_attention_batch(3, 0, 229, 1, 4, 12, 0, 0);    /* tiny audio: its 3 clips */
+    if (!quick) {
+        test_attention_batch(15, 0, 229, 1, 4, 12, 0, 0);   /* tiny audio, 15 clips */
+        test_attention_batch(15, 0, 197, 1, 4, 10, 0, 0);   /* tiny thermal/depth widths */
+        test_attention_batch(3, 0, 251, 1, 2, 12, 0, 0);    /* tiny IMU */
+        test_attention_batch(15, 2, 33, 1, 4, 16, 6, 0);    /* gap and pad, 15 sequences */
+        test_attention_batch(3, 0, 257, 0, 16, 80, 0, 0);   /* ImageBind-huge vision */
+        test_attention_batch(15, 0, 257, 0, 16, 80, 0, 0);  /* ... a whole video */
+        test_attention_batch(15, 0, 257, 1, 16, 80, 0, 0);  /* ... with a key-only row */
+        test_attention_batch(3, 0, 229, 1, 16, 80, 0, 0);   /* audio 229 + 1 at 16 × 80 */
+        test_attention_batch(15, 0, 229, 1, 16, 80, 0, 0);
+        test_attention_batch(3, 0, 229, 1, 12, 64, 0, 0);   /* huge audio's own 12 × 64 */
+        test_attention_batch(15, 3, 229, 1, 12, 64, 5, 0);  /* gap and pad at that size */
+        test_attention_batch(3, 4, 77, 0, 16, 64, 0, 1);    /* causal, gap */
+    }
+    printf("-- attention done in %.1f s\n", now_s() - t0);
+
+    /* im2col: every tower's Conv geometry (pg_conv_geom as imagebind.c's conv_geom) */
+    static const struct { const char *name; pg_conv_geom g; } geoms[] = {
+        {"image", {3, 1, 224, 224, 2, 14, 14, 14, 14}},   /* PadIm2Video: one frame, 2 taps */
+        {"video", {3, 2, 224, 224, 2, 14, 14, 14, 14}},
+        {"audio", {1, 1, 128, 204, 1, 16, 16, 10, 10}},   /* overlapping windows, edges unread */
+        {"thermal", {1, 1, 224, 224, 1, 16, 16, 16, 16}},
+        {"depth", {1, 1, 224, 224, 1, 16, 16, 16, 16}},
+        {"imu", {6, 1, 1, 2000, 1, 1, 8, 1, 8}},
+        {"odd", {2, 2, 12, 9, 3, 3, 2, 2, 3}},   /* k_t > frames, s_w > k_w, last row unread */
+        {"odd2", {3, 4, 10, 11, 2, 4, 3, 3, 2}}, /* frames > k_t (2 unread), overlaps */
+    };
+    for (size_t i = 0; i < sizeof geoms / sizeof geoms[0]; i++) {
+        test_im2col(geoms[i].name, geoms[i].g, 1);
+        test_im2col(geoms[i].name, geoms[i].g, 3);
+    }
+
+    /* l2norm_sum: the encoders' postprocessing and clip mean */
+    static const int l2_rows[] = {1, 3, 15}, l2_dims[] = {32, 1024};
+    static const float l2_scales[] = {1.0f, 10.0f};
+    for (int r = 0; r < 3; r++)
+        for (int d = 0; d < 2; d++)
+            for (int sc = 0; sc < 2; sc++)
+                if (!quick || sc == 1) test_l2norm_sum(l2_rows[r], l2_dims[d], l2_scales[sc],
+                                                       ROWS_RANDOM);
+    test_l2norm_sum(1, 32, 1.0f, ROWS_ZERO);
+    test_l2norm_sum(3, 1024, 10.0f, ROWS_TINY);
+    test_l2norm_sum(2, 5, 1.0f, ROWS_RANDOM);
+    if (!quick) {
+        test_l2norm_sum(15, 1000, 5.0f, ROWS_TINY);
+        test_l2norm_sum(1, 1024, 20.0f, ROWS_ZERO);
+    }
+
+    /* project: llama_proj 1024 → 5120 (13B) and 4096 (7B), and small shapes */
+    static const uint32_t proj_types[] = {PG_DTYPE_F32, PG_DTYPE_F16, PG_DTYPE_Q8_0};
+    for (int ti = 0; ti < 3; ti++) {
+        test_project(proj_types[ti], 1024, 5120, 1);
+        if (!quick) {
+            test_project(proj_types[ti], 1024, 5120, 0);
+            test_project(proj_types[ti], 1024, 4096, 1);
+        }
+    }
+    test_project(PG_DTYPE_F32, 33, 7, 1); /* odd sizes: F32/F16 only (blocks of 32) */
+    test_project(PG_DTYPE_F16, 33, 7, 0);
+    test_project(PG_DTYPE_Q8_0, 96, 37, 1);
+    test_project(PG_DTYPE_F16, 32, 1, 1); /* one output row */
+    if (!quick) test_project(PG_DTYPE_F32, 8192, 3, 1); /* longer than the CPU's 4096 chunk */
+    printf("-- encoder ops done in %.1f s\n", now_s() - t0);
 
     test_elementwise(1);
     test_elementwise(7);
@@ -627,9 +912,10 @@ int main(void) {
 
     pg_backend_free(gpu);
     pg_backend_free(cpu);
-    printf("\nworst NMSE per op (CUDA vs CPU):\n");
+    printf("\nworst figure per op (CUDA vs CPU):\n");
     for (int i = 0; i < n_worst; i++)
-        printf("  %-16s %9.3g over %d cases\n", worst[i].op, worst[i].worst, worst[i].cases);
+        printf("  %-16s %-9s %9.3g over %d cases\n", worst[i].op, worst[i].fig, worst[i].worst,
+               worst[i].cases);
     return check_done("test_cuda_ops");
 }
 
