@@ -260,3 +260,26 @@ done:
     free(list.t);
     return st;
 }
+
+/* ---- The work of one clip ------------------------------------------------------------------- */
+
+double random_imagebind_clip_flops(const gguf_file *f, const char *tower) {
+    int t = 0;
+    while (t < RANDOM_IMAGEBIND_TEXT && strcmp(tower, k_towers[t].name) != 0) t++;
+    if (t == RANDOM_IMAGEBIND_TEXT) return 0.0;
+    char key[128];
+    uint32_t E, layers, ff, L, dim;
+#define KEY(suffix) (snprintf(key, sizeof key, "imagebind.%s." suffix, tower), key)
+    if (gguf_get_u32(f, KEY("embedding_length"), &E) != PG_OK ||
+        gguf_get_u32(f, KEY("block_count"), &layers) != PG_OK ||
+        gguf_get_u32(f, KEY("feed_forward_length"), &ff) != PG_OK ||
+        gguf_get_u32(f, KEY("token_count"), &L) != PG_OK ||
+        gguf_get_u32(f, "imagebind.embedding_length", &dim) != PG_OK)
+        return 0.0;
+    const gguf_kv *kv = gguf_find_kv(f, KEY("attention.bias_kv"));
+#undef KEY
+    const double bias_kv = kv && kv->type == GGUF_TYPE_BOOL ? (kv->data[0] != 0) : 0.0;
+    const double e = E, l = L, lk = l + bias_kv;
+    const double block = 2.0 * l * (3.0 * e * e + e * e + 2.0 * e * ff) + 4.0 * l * lk * e;
+    return 2.0 * (l - 1) * (double)k_towers[t].patch * e + layers * block + 2.0 * e * dim;
+}

@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "gguf/gguf.h"
 #include "pandagpt.h"
 
 /* The towers, in file order (text last, and only with with_text). */
@@ -70,5 +71,13 @@ uint64_t random_imagebind_n_params(const random_imagebind_config *c);
  * type), PG_ERR_IO, PG_ERR_OUT_OF_MEMORY, each with a message (pg_last_error). */
 pg_status random_imagebind_write(const random_imagebind_config *c, const char *path,
                                  const char *name);
+
+/* The matmul work of one clip through tower ("vision", "audio", "thermal", "depth", "imu") of
+ * an imagebind file f (random or converted), for the benchmarks' FLOP columns and floors,
+ * counted from f's keys: 2·rows·n_in·n_out of every matmul (patch embedding over the L−1 patch
+ * tokens, in_proj, out_proj, fc1, fc2 over L rows, the head over the CLS row) plus attention's
+ * 4·L·L_k·E per block (Q·Kᵀ and P·V; L_k = L + 1 with bias_kv). LayerNorm, GELU, softmax and
+ * im2col are not counted. 0 when f lacks the tower's keys. */
+double random_imagebind_clip_flops(const gguf_file *f, const char *tower);
 
 #endif

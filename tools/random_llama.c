@@ -1,6 +1,7 @@
 /*
  * random_llama.c — a random-weight llama GGUF, streamed to disk (see random_llama.h) by the
- * generators of random_tensor.c.
+ * generators of random_tensor.c; with same_layers, block 0 is generated once into memory and
+ * every block's tensors are copied from it while the file is written.
  */
 #include "random_llama.h"
 
@@ -25,6 +26,7 @@ int random_llama_preset(const char *name, random_llama_config *c) {
         {"tiny", 256, 4, 8, 8, 688, 1320},
         {"1b", 2048, 22, 32, 4, 5632, 32000}, /* TinyLlama-1.1B, GQA included */
         {"7b", 4096, 32, 32, 32, 11008, 32000},
+        {"13b", 5120, 40, 40, 40, 13824, 32001}, /* Vicuna v0 appends [PAD] to LLaMA's 32000 */
     };
     for (size_t i = 0; i < sizeof k_presets / sizeof k_presets[0]; i++) {
         if (strcmp(name, k_presets[i].name) != 0) continue;
@@ -84,6 +86,69 @@ static int32_t list_tensors(const random_llama_config *c, random_tensor_spec *t)
     return n;
 }
 
+/* ---- same_layers: every block a copy of block 0 ---------------------------------------------- */
+
+#define BLOCK_TENSORS 9 /* per block, in list_tensors' order */
+
+/* One block tensor's bytes, handed out by copy_fill however the writer chunks them. */
+typedef struct block_copy {
+    const uint8_t *src; /* block 0's tensor, inside block0's image */
+    size_t nbytes, pos;
+} block_copy;
+
+static void copy_fill(void *ctx, void *dst, size_t nbytes) {
+    block_copy *b = ctx;
+    size_t k = b->nbytes - b->pos < nbytes ? b->nbytes - b->pos : nbytes;
+    memcpy(dst, b->src + b->pos, k);
+    if (k < nbytes) memset((uint8_t *)dst + k, 0, nbytes - k);
+    b->pos += k;
+}
+
+/* Block 0 made once, in memory: a GGUF image of its tensors (by the same generators, so the
+ * same bytes as in a full file) and a view of it. */
+typedef struct block0 {
+    void *image;
+    gguf_file *f;
+    block_copy *copies; /* (n_layer, BLOCK_TENSORS) */
+} block0;
+
+static void block0_free(block0 *b) {
+    gguf_close(b->f);
+    free(b->image);
+    free(b->copies);
+}
+
+/* Adds the n_layer·BLOCK_TENSORS block tensors of spec (block 0's first) to w, each a copy of
+ * block 0's tensor at the same place in its block; *b holds block 0 until w is written. */
+static pg_status add_copied_blocks(const random_llama_config *c, const random_tensor_spec *spec,
+                                   gguf_writer *w, block0 *b) {
+    gguf_writer *w0 = gguf_writer_new();
+    random_tensors *g0 = NULL;
+    size_t size = 0;
+    pg_status st = PG_ERR_OUT_OF_MEMORY;
+    b->copies = calloc((size_t)c->n_layer * BLOCK_TENSORS, sizeof *b->copies);
+    if (!w0 || !b->copies) {
+        pg_set_error(st, "random_llama: out of memory (block copies)");
+        goto done;
+    }
+    st = random_tensors_add(w0, spec, BLOCK_TENSORS, c->seed, "random_llama", &g0);
+    if (st == PG_OK) st = gguf_writer_to_memory(w0, &b->image, &size);
+    if (st == PG_OK) st = gguf_open_memory(b->image, size, "random_llama block 0", &b->f);
+    for (int32_t l = 0; st == PG_OK && l < c->n_layer; l++) {
+        for (int j = 0; j < BLOCK_TENSORS; j++) {
+            const random_tensor_spec *s = &spec[l * BLOCK_TENSORS + j];
+            const gguf_tensor *t = &b->f->tensors[j];
+            block_copy *bc = &b->copies[l * BLOCK_TENSORS + j];
+            *bc = (block_copy){t->data, t->nbytes, 0};
+            gguf_writer_add_tensor_fill(w, s->name, s->type, s->n_dims, s->ne, copy_fill, bc);
+        }
+    }
+done:
+    random_tensors_free(g0);
+    gguf_writer_free(w0);
+    return st;
+}
+
 pg_status random_llama_write(const random_llama_config *c, const char *path, const char *name) {
     if (!c || !path || c->n_embd <= 0 || c->n_layer <= 0 || c->n_head <= 0 ||
         c->n_head_kv <= 0 || c->n_ff <= 0 || c->n_vocab <= 0 || c->n_ctx <= 0 ||
@@ -95,9 +160,10 @@ pg_status random_llama_write(const random_llama_config *c, const char *path, con
                             (unsigned)c->type);
 
     pg_status st = PG_ERR_OUT_OF_MEMORY;
-    int32_t n_tensors = 3 + 9 * c->n_layer;
+    int32_t n_tensors = 3 + BLOCK_TENSORS * c->n_layer;
     random_tensor_spec *spec = calloc((size_t)n_tensors, sizeof *spec);
-    random_tensors *gens = NULL;
+    random_tensors *gens = NULL, *gens_tail = NULL;
+    block0 blk0 = {0};
     gguf_writer *w = gguf_writer_new();
     demo_vocab *v = demo_vocab_build(c->n_vocab);
     if (!spec || !w || !v) {
@@ -133,7 +199,15 @@ pg_status random_llama_write(const random_llama_config *c, const char *path, con
     gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", 0);
 
     list_tensors(c, spec);
-    st = random_tensors_add(w, spec, n_tensors, c->seed, "random_llama", &gens);
+    if (!c->same_layers) {
+        st = random_tensors_add(w, spec, n_tensors, c->seed, "random_llama", &gens);
+    } else { /* token_embd, the copied blocks, output and output_norm, in this order */
+        st = random_tensors_add(w, spec, 1, c->seed, "random_llama", &gens);
+        if (st == PG_OK) st = add_copied_blocks(c, spec + 1, w, &blk0);
+        if (st == PG_OK)
+            st = random_tensors_add(w, spec + n_tensors - 2, 2, c->seed, "random_llama",
+                                    &gens_tail);
+    }
     if (st != PG_OK) goto done;
     st = gguf_writer_write(w, path);
 
@@ -141,6 +215,8 @@ done:
     gguf_writer_free(w);
     demo_vocab_free(v);
     random_tensors_free(gens);
+    random_tensors_free(gens_tail);
+    block0_free(&blk0);
     free(spec);
     return st;
 }

@@ -9,6 +9,9 @@
  * the writer asks for bytes in, and an F16 file holds the F32 file's values rounded.
  * Tensor bytes are produced while the file is written (gguf_writer_add_tensor_fill), by all
  * online cores, so 7B-sized files stream without being held in memory (tools/random_tensor.h).
+ * With same_layers every block holds block 0's bytes: a 13B file then costs one block's random
+ * numbers (~1/40 of them) and the rest is copying, for benchmarks, whose work does not depend on
+ * the values (every block is still its own tensors at its own offsets).
  */
 #ifndef PG_RANDOM_LLAMA_H
 #define PG_RANDOM_LLAMA_H
@@ -29,12 +32,15 @@ typedef struct random_llama_config {
     uint32_t type;     /* pg_dtype of the 2-D weights (norms are F32); Q8_0/Q4_0 tensors whose
                           row is not a multiple of 32 fall back to F16, as llama-quantize does */
     uint64_t seed;
+    int same_layers;   /* nonzero: blocks 1.. are copies of block 0 (token_embd, block 0, output
+                          and output_norm are the bytes the full file has); default 0 */
 } random_llama_config;
 
-/* Fills *c for a named size: "tiny" (the demo: 256 / 4 layers / 8 heads / 688, vocab 1320 — what the corpus teaches, no padding),
- * "1b" (TinyLlama-1.1B: 2048 / 22 / 32 heads with 4 key/value heads / 5632, vocab 32000) or
- * "7b" (LLaMA-7B: 4096 / 32 / 32 / 11008, vocab 32000); type F16, seed 1234, n_ctx 2048.
- * Returns 0 for an unknown name. */
+/* Fills *c for a named size: "tiny" (the demo: 256 / 4 layers / 8 heads / 688, vocab 1320 —
+ * what the corpus teaches, no padding), "1b" (TinyLlama-1.1B: 2048 / 22 / 32 heads with 4
+ * key/value heads / 5632, vocab 32000), "7b" (LLaMA-7B: 4096 / 32 / 32 / 11008, vocab 32000) or
+ * "13b" (LLaMA-13B as Vicuna-13B v0 ships it: 5120 / 40 / 40 / 13824, vocab 32001 with [PAD]);
+ * type F16, seed 1234, n_ctx 2048, same_layers 0. Returns 0 for an unknown name. */
 int random_llama_preset(const char *name, random_llama_config *c);
 
 /* The llama.cpp general.file_type (LLAMA_FTYPE_*) of a weight type: F32 0, F16 1, Q4_0 2,
