@@ -58,7 +58,7 @@ extern "C" {
 /* The version of this header: major.minor.patch, semantic. pg_version() gives the library's, which
  * may be newer (same major) when a program runs against a later libpandagpt.so.0. */
 #define PG_VERSION_MAJOR 0
-#define PG_VERSION_MINOR 1
+#define PG_VERSION_MINOR 2
 #define PG_VERSION_PATCH 0
 
 /* ---------------------------------------------------------------------------------------------
@@ -190,6 +190,12 @@ PG_API int32_t pg_model_n_embd(const pg_model *m);
  * pg_embed writes this many floats. */
 PG_API int32_t pg_model_embed_dim(const pg_model *m);
 
+/* The output size of the encoder file's llama_proj, H: the LLM hidden size it feeds and the
+ * floats pg_project writes (with an LLM loaded, pg_model_load checked it equals
+ * pg_model_n_embd); 0 when no encoder is loaded, its file has no llama_proj, or m is NULL.
+ * Since 0.2. Thread-safe. */
+PG_API int32_t pg_model_proj_dim(const pg_model *m);
+
 /* ---------------------------------------------------------------------------------------------
  * Text
  * ------------------------------------------------------------------------------------------- */
@@ -278,7 +284,7 @@ PG_API void pg_media_free(pg_media *media);
  * encoder file lacks that tower), PG_ERR_OUT_OF_MEMORY, PG_ERR_DEVICE. */
 PG_API pg_status pg_embed(pg_model *m, const pg_media *media, float *out, size_t n_out);
 /* Applies llama_proj to one embedding: out[H] = W·embed + b, with n == pg_model_embed_dim and
- * n_out >= H (the LLM's hidden size, from the encoder file). A chat turn sums these over its
+ * n_out >= H (pg_model_proj_dim: the LLM's hidden size). A chat turn sums these over its
  * media, each carrying its own bias (spec §1). Thread-safe.
  * Errors: PG_ERR_INVALID_ARGUMENT (NULL, no encoder or no llama_proj in it, wrong sizes). */
 PG_API pg_status pg_project(pg_model *m, const float *embed, size_t n, float *out, size_t n_out);

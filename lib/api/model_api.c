@@ -187,6 +187,10 @@ int32_t pg_model_n_vocab(const pg_model *m) { return m && m->llm ? m->llm->hp.n_
 int32_t pg_model_n_embd(const pg_model *m) { return m && m->llm ? m->llm->hp.n_embd : 0; }
 int32_t pg_model_embed_dim(const pg_model *m) { return m && m->enc ? m->enc->dim : 0; }
 
+int32_t pg_model_proj_dim(const pg_model *m) {
+    return m && m->enc && m->enc->has_llama_proj ? m->enc->proj_n_out : 0;
+}
+
 pg_status pg_tokenize(const pg_model *m, const char *text, size_t len, int add_bos,
                       int32_t *tokens, size_t cap, size_t *n_tokens) {
     if (!m || !n_tokens)

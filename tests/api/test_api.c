@@ -68,8 +68,8 @@ static void expect_load(const char *path, const pg_model_params *p, pg_status wa
 }
 
 static void test_versions(void) {
-    CHECK_EQ_INT(pg_version(), 0x000100);
-    CHECK(strcmp(pg_version_string(), "0.1.0") == 0);
+    CHECK_EQ_INT(pg_version(), 0x000200);
+    CHECK(strcmp(pg_version_string(), "0.2.0") == 0);
     for (int s = 0; s <= 9; s++) CHECK(strncmp(pg_status_string((pg_status)s), "PG_", 3) == 0);
     CHECK(pg_status_string((pg_status)1234) != NULL);
     CHECK(pg_last_error() != NULL);
@@ -423,6 +423,8 @@ static void test_session_errors(pg_model *m) {
     CHECK(media == NULL);
     CHECK_MSG(strstr(pg_last_error(), "no-such-cat.jpg") != NULL, "%s", pg_last_error());
     CHECK_EQ_INT(pg_model_embed_dim(m), 0);
+    CHECK_EQ_INT(pg_model_proj_dim(m), 0);
+    CHECK_EQ_INT(pg_model_proj_dim(NULL), 0);
     pg_media_free(NULL);
     pg_session_free(NULL);
     pg_model_free(NULL);

@@ -296,6 +296,7 @@ static void test_chat_and_embed(pg_media *image, pg_media *audio) {
     if (!m) return;
     CHECK_EQ_INT(pg_model_n_embd(m), 256);
     CHECK_EQ_INT(pg_model_embed_dim(m), ec.dim);
+    CHECK_EQ_INT(pg_model_proj_dim(m), 256); /* llama_proj feeds the LLM's 256 */
 
     pg_media *both[2] = {image, audio};
     const char *q1 = "What do you see and hear?", *q2 = "And what colour is it?";

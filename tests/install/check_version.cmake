@@ -1,6 +1,6 @@
 # cmake -DVERSION_FILE=<pandagpt-config-version.cmake> -P check_version.cmake
 # Asks the installed version file what find_package would ask it, and checks its answers for a
-# 0.1.x library: same major and not newer is accepted; another major, a newer minor, a range
+# 0.x library: same major and not newer is accepted; another major, a newer minor, a range
 # that excludes it, or a 32-bit consumer is not.
 cmake_minimum_required(VERSION 3.10)
 

@@ -116,7 +116,8 @@ def test_project_is_affine_and_embedding_only_agrees(encoder: pandagpt.Model,
                                                      demo_model: pandagpt.Model,
                                                      demo_image: pandagpt.Media) -> None:
     v = encoder.embed(demo_image)
-    p = encoder.project(v)  # embedding-only: the output size is found by the bindings
+    p = encoder.project(v)  # embedding-only: pg_model_proj_dim gives the output size
+    assert encoder.proj_dim == demo_model.n_embd == demo_model.proj_dim
     assert p.shape == (demo_model.n_embd,)
     assert (demo_model.project(v) == p).all()
     zero = encoder.project(np.zeros_like(v))  # the bias

@@ -24,7 +24,7 @@ from .media import EXTENSION_MODALITY, Media
 from .model import Model
 from .session import Session, Timings
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Model", "Session", "Media", "Timings", "Status", "Device", "Modality",

@@ -145,6 +145,7 @@ FUNCTIONS: Dict[str, Tuple[Optional[type], List[type]]] = {
     "pg_model_n_vocab": (c_int32, [_model_p]),
     "pg_model_n_embd": (c_int32, [_model_p]),
     "pg_model_embed_dim": (c_int32, [_model_p]),
+    "pg_model_proj_dim": (c_int32, [_model_p]),
     "pg_tokenize": (pg_status, [_model_p, c_char_p, c_size_t, c_int, POINTER(c_int32),
                                 c_size_t, POINTER(c_size_t)]),
     "pg_token_to_piece": (pg_status, [_model_p, c_int32, POINTER(c_char), c_size_t,

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import ctypes
-import threading
 import weakref
 from typing import Any, List, Optional, Sequence, Union
 
@@ -70,8 +69,7 @@ class Model:
         self._n_vocab = lib.pg_model_n_vocab(out)
         self._n_embd = lib.pg_model_n_embd(out)
         self._embed_dim = lib.pg_model_embed_dim(out)
-        self._proj_dim: Optional[int] = self._n_embd or None
-        self._proj_lock = threading.Lock()
+        self._proj_dim = lib.pg_model_proj_dim(out)
         self._paths = (llm, encoder)
 
     # ---- Facts
@@ -149,58 +147,25 @@ class Model:
                                self._embed_dim))
         return out[:self._embed_dim]
 
+    @property
+    def proj_dim(self) -> int:
+        """llama_proj's output size H (the LLM hidden size it feeds); 0 without an encoder or
+        without llama_proj in it."""
+        return self._proj_dim
+
     def project(self, embedding: np.ndarray) -> np.ndarray:
-        """llama_proj applied to one embedding ([embed_dim] floats): float32 [H], H the LLM's
-        hidden size as the encoder file gives it."""
+        """llama_proj applied to one embedding ([embed_dim] floats): float32 [proj_dim]."""
         vec = np.ascontiguousarray(embedding, dtype=np.float32)
         if vec.ndim != 1:
             raise InvalidArgumentError(f"project wants one vector, got shape {vec.shape}")
         lib = _raw.lib()
         fptr = ctypes.POINTER(ctypes.c_float)
+        out = np.empty(max(self._proj_dim, 1), dtype=np.float32)
         with self._handle.use() as m:
-            h = self._projection_size(m, vec)
-            out = np.empty(h, dtype=np.float32)
+            # with no llama_proj (proj_dim 0) pg_project says why
             check(lib.pg_project(m, vec.ctypes.data_as(fptr), vec.size,
-                                 out.ctypes.data_as(fptr), h))
-        return out
-
-    def _projection_size(self, m: Any, vec: np.ndarray) -> int:
-        """H, llama_proj's output size. With an LLM it is n_embd (pg_model_load checks that);
-        an embedding-only model's is found once by bisecting on the n_out that pg_project
-        accepts, since the C API has no getter for it."""
-        if self._proj_dim is not None:
-            return self._proj_dim
-        with self._proj_lock:
-            if self._proj_dim is not None:
-                return self._proj_dim
-            lib = _raw.lib()
-            fptr = ctypes.POINTER(ctypes.c_float)
-            probe = np.zeros(max(self._embed_dim, 1), dtype=np.float32)
-
-            def fits(n_out: int) -> bool:
-                out = np.empty(n_out, dtype=np.float32)
-                st = lib.pg_project(m, probe.ctypes.data_as(fptr), self._embed_dim,
-                                    out.ctypes.data_as(fptr), n_out)
-                if st != Status.OK and st != Status.INVALID_ARGUMENT:
-                    raise error_for(st, last_error())
-                return st == Status.OK
-
-            hi = 1 << 10
-            while not fits(hi):
-                if hi >= 1 << 24:
-                    # no encoder or no llama_proj: let pg_project say which (n_out 0 writes
-                    # nothing), with the caller's vector
-                    out = np.empty(1, dtype=np.float32)
-                    check(lib.pg_project(m, vec.ctypes.data_as(fptr), vec.size,
-                                         out.ctypes.data_as(fptr), 0))
-                    raise InvalidArgumentError("pg_project accepts no output size")
-                hi <<= 2
-            lo = 0  # fits(lo) is false, fits(hi) true
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                lo, hi = (lo, mid) if fits(mid) else (mid, hi)
-            self._proj_dim = hi
-            return hi
+                                 out.ctypes.data_as(fptr), self._proj_dim))
+        return out[:self._proj_dim]
 
     # ---- Life cycle
 
