@@ -122,6 +122,37 @@ typedef struct pg_backend_ops {
      * are backend memory, u of w->n_in floats. */
     void (*project)(pg_backend *b, const pg_weight *w, const float *bias, const float *u,
                     float *y, int accumulate);
+
+    /* ---- a decode step whose work does not depend on the token or the position ----
+     * The LLM's one-token step reads both from backend memory instead of the call, so that a
+     * backend can record the step once and replay it at every position (CUDA graphs). Each op
+     * equals its namesake above for that value. */
+    /* out[i][:] = row ids[i] of emb for i < n, ids in backend memory (get_rows otherwise). */
+    void (*get_rows_at)(pg_backend *b, const pg_weight *emb, const int32_t *ids, int n,
+                        float *out);
+    /* rope of one row x[n_head*head_dim] at position *pos (backend memory). */
+    void (*rope_at)(pg_backend *b, float *x, int n_head, int head_dim, int n_rot,
+                    const int32_t *pos, float freq_base);
+    /* cache[*pos][:] = row[:] (row_floats each), 0 <= *pos < n_rows (else nothing is stored). */
+    void (*store_row_at)(pg_backend *b, float *cache, const float *row, size_t row_floats,
+                         const int32_t *pos, int n_rows);
+    /* attention of one query at position *pos over cache rows 0..*pos, 0 <= *pos < n_ctx, the
+     * KV cache of one layer having n_ctx rows (attention with n = 1, pos0 = *pos). */
+    void (*attention_at)(pg_backend *b, float *out, const float *q, const float *k,
+                         const float *v, const int32_t *pos, int n_ctx, int n_head,
+                         int n_head_kv, int head_dim);
+
+    /* ---- graphs: NULL where the backend has none (the CPU) ----
+     * graph_capture records the ops body(ctx) queues on b, without running them, into *graph;
+     * graph_launch queues the recorded work once (its errors come from sync, as for ops);
+     * graph_free releases it (NULL is a no-op). A graph stays valid while the buffers and
+     * weights its ops named live, and reads the contents they hold when it runs. Capture fails
+     * (PG_ERR_DEVICE, nothing queued, *graph NULL) when an op of body cannot be recorded; the
+     * caller then runs body itself. graph_launch returns PG_ERR_DEVICE, queueing nothing, when
+     * the backend has since replaced a scratch buffer the graph uses: capture again. */
+    pg_status (*graph_capture)(pg_backend *b, void (*body)(void *ctx), void *ctx, void **graph);
+    pg_status (*graph_launch)(pg_backend *b, void *graph);
+    void (*graph_free)(pg_backend *b, void *graph);
 } pg_backend_ops;
 
 struct pg_backend {

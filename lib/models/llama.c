@@ -263,13 +263,17 @@ pg_status llama_state_new(const llama_model *m, pg_backend *b, int32_t n_ctx, ll
         {&st->x, nb * hp->n_embd, "x"},     {&st->xb, nb * hp->n_embd, "xb"},
         {&st->q, nb * q_dim, "q"},          {&st->att, nb * q_dim, "att"},
         {&st->hb, nb * hp->n_ff, "hb"},     {&st->hb2, nb * hp->n_ff, "hb2"},
-        {&st->logits, (size_t)hp->n_vocab, "logits"}, {&st->embd_row, (size_t)hp->n_embd, "embd_row"},
+        {&st->logits, (size_t)hp->n_vocab, "logits"},
+        {&st->embd_row, (size_t)hp->n_embd, "embd_row"},
+        {&st->kv_row, 2 * (size_t)hp->n_head_kv * hp->head_dim, "kv_row"},
         {&st->k_cache, kv, "k_cache"},      {&st->v_cache, kv, "v_cache"},
     };
     for (size_t i = 0; s == PG_OK && i < sizeof bufs / sizeof bufs[0]; i++) {
         s = ops->alloc(b, bufs[i].n * sizeof(float), (void **)bufs[i].p);
         if (s != PG_OK) pg_error_prefix(s, "session %s buffer (n_ctx %d)", bufs[i].what, n_ctx);
     }
+    if (s == PG_OK && (s = ops->alloc(b, 2 * sizeof(int32_t), (void **)&st->step)))
+        pg_error_prefix(s, "session step buffer");
     if (s != PG_OK) {
         llama_state_free(st, b);
         return s;
@@ -280,8 +284,9 @@ pg_status llama_state_new(const llama_model *m, pg_backend *b, int32_t n_ctx, ll
 
 void llama_state_free(llama_state *st, pg_backend *b) {
     if (!st) return;
-    float *bufs[] = {st->x, st->xb, st->q, st->att, st->hb, st->hb2, st->logits,
-                     st->embd_row, st->k_cache, st->v_cache};
+    if (st->graph) b->ops->graph_free(b, st->graph);
+    void *bufs[] = {st->x, st->xb, st->q, st->att, st->hb, st->hb2, st->logits, st->embd_row,
+                    st->kv_row, st->k_cache, st->v_cache, st->step};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) b->ops->free(b, bufs[i]);
     free(st->ids);
@@ -334,6 +339,89 @@ static void forward_logits(const llama_model *m, llama_state *st, pg_backend *b,
     b->ops->matmul(b, &m->w.output, st->xb, st->logits, 1);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Decode: one token, its work independent of the token and the position
+
+typedef struct decode_args {
+    const llama_model *m;
+    llama_state *st;
+    pg_backend *b;
+} decode_args;
+
+/* The forward pass of the token st->step[0] at position st->step[1] (backend memory), logits
+ * included: the computation of forward_chunk + forward_logits for n = 1, but every op that
+ * depends on the position reads it at run time, and the new key and value rows are computed
+ * apart, then stored at it — so that a backend can record this once and replay it at every
+ * step. */
+static void decode_body(void *ctx) {
+    const decode_args *a = ctx;
+    const llama_model *m = a->m;
+    llama_state *st = a->st;
+    pg_backend *b = a->b;
+    const llama_hparams *hp = &m->hp;
+    const pg_backend_ops *op = b->ops;
+    const size_t kv_dim = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t layer_kv = (size_t)st->n_ctx * kv_dim;
+    float *k_row = st->kv_row, *v_row = st->kv_row + kv_dim;
+    const int32_t *pos = st->step + 1;
+
+    op->get_rows_at(b, &m->w.token_embd, st->step, 1, st->x);
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const llama_layer *w = &m->w.layers[l];
+        float *k_cache = st->k_cache + (size_t)l * layer_kv; /* (n_ctx, kv_dim) */
+        float *v_cache = st->v_cache + (size_t)l * layer_kv;
+
+        op->rmsnorm(b, st->xb, st->x, w->attn_norm, 1, hp->n_embd, hp->rms_eps);
+        op->matmul(b, &w->attn_q, st->xb, st->q, 1);
+        op->matmul(b, &w->attn_k, st->xb, k_row, 1);
+        op->matmul(b, &w->attn_v, st->xb, v_row, 1);
+        op->rope_at(b, st->q, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_base);
+        op->rope_at(b, k_row, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_base);
+        op->store_row_at(b, k_cache, k_row, kv_dim, pos, st->n_ctx);
+        op->store_row_at(b, v_cache, v_row, kv_dim, pos, st->n_ctx);
+        op->attention_at(b, st->att, st->q, k_cache, v_cache, pos, st->n_ctx, hp->n_head,
+                         hp->n_head_kv, hp->head_dim);
+        op->matmul_add(b, &w->attn_output, st->att, st->x, 1);
+
+        op->rmsnorm(b, st->xb, st->x, w->ffn_norm, 1, hp->n_embd, hp->rms_eps);
+        op->matmul(b, &w->ffn_gate, st->xb, st->hb, 1);
+        op->matmul(b, &w->ffn_up, st->xb, st->hb2, 1);
+        op->silu_mul(b, st->hb, st->hb2, (size_t)hp->n_ff);
+        op->matmul_add(b, &w->ffn_down, st->hb, st->x, 1);
+    }
+    forward_logits(m, st, b, 1);
+}
+
+/* Records the decode step into st->graph; 1 on success. */
+static int record_step(llama_state *st, pg_backend *b, decode_args *a) {
+    return b->ops->graph_capture && b->ops->graph_capture(b, decode_body, a, &st->graph) == PG_OK;
+}
+
+/* Queues the decode of token at st->n_past. The first step of a state runs as it is queued (it
+ * also sizes the backend's attention scratch for the whole context); the second is recorded
+ * into a graph where the backend has them, and every later step replays it: one launch instead
+ * of a dozen per layer. A backend that cannot record it runs every step as queued. */
+static void decode_step(const llama_model *m, llama_state *st, pg_backend *b, int32_t token) {
+    const int32_t step[2] = {token, st->n_past};
+    b->ops->upload(b, st->step, step, sizeof step);
+    decode_args a = {m, st, b};
+    if (st->graph_state == 0 && st->n_steps >= 1) st->graph_state = record_step(st, b, &a) ? 1 : -1;
+    if (st->graph_state == 1 && b->ops->graph_launch(b, st->graph) != PG_OK) {
+        /* the backend has replaced a buffer the graph names: record the step again */
+        b->ops->graph_free(b, st->graph);
+        st->graph = NULL;
+        st->graph_state = record_step(st, b, &a) && b->ops->graph_launch(b, st->graph) == PG_OK
+                              ? 1 : -1;
+        if (st->graph_state < 0) decode_body(&a);
+    } else if (st->graph_state != 1) {
+        decode_body(&a);
+    }
+    st->n_steps++;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
 pg_status llama_eval(const llama_model *m, llama_state *st, pg_backend *b, const int32_t *tokens,
                      const float *embd, int32_t n) {
     const llama_hparams *hp = &m->hp;
@@ -348,7 +436,11 @@ pg_status llama_eval(const llama_model *m, llama_state *st, pg_backend *b, const
                                     "range [0, %d)", tokens[i], i, hp->n_vocab);
     st->has_logits = 0;
     const int32_t n_past0 = st->n_past;
-    for (int32_t done = 0; done < n;) {
+    if (tokens && n == 1 && tokens[0] >= 0) { /* one token: the recorded decode step */
+        decode_step(m, st, b, tokens[0]);
+        st->ids[st->n_past++] = tokens[0];
+    }
+    for (int32_t done = st->n_past - n_past0; done < n;) {
         int chunk = n - done < st->n_batch ? n - done : st->n_batch;
         if (tokens) {
             /* a LLAMA_ID_ROW gets a row of zeros here (an id outside the table), then its row */

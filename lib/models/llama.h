@@ -89,6 +89,11 @@ typedef struct llama_state {
                           written in backend memory by the encoders and llama_proj */
     float *k_cache;    /* (n_layer, n_ctx, n_head_kv*head_dim) */
     float *v_cache;    /* (n_layer, n_ctx, n_head_kv*head_dim) */
+    int32_t *step;     /* (2) backend memory: a decode step's token and position */
+    float *kv_row;     /* (2, n_head_kv*head_dim) a decode step's new key and value rows */
+    void *graph;       /* the decode step recorded by the backend (graph_capture), or NULL */
+    int32_t graph_state; /* 0 not tried yet, 1 recorded, -1 the backend cannot: run it */
+    int32_t n_steps;   /* decode steps run since the state was made */
 } llama_state;
 
 /* Allocates the state through backend b. n_ctx 0 = the model's trained context. */

@@ -39,6 +39,10 @@
  *                between sequences (batch_stride > n_kv·stride, NaN: never read) and causal; at
  *                the tiny towers' sizes and ImageBind-huge's (vision 257 × 16 heads × 80, audio
  *                229 + 1 × 16 × 80 and × 12 × 64). NMSE <= 1e-7 as the single-sequence cases.
+ *   decode step  rope_at, store_row_at and attention_at (position in device memory) against the
+ *                CPU's rope / attention at that position, over positions out of order up to the
+ *                last of the cache, queued and recorded once into a graph (graph_capture) then
+ *                replayed at each position; get_rows_at against get_rows. NMSE <= 1e-7.
  *
  * PG_GPU_QUICK=1 keeps one or two small shapes per op (for compute-sanitizer, where kernels run
  * far slower). Without CUDA in the build, or without a device, the test skips (exit 77) — unless
@@ -403,6 +407,119 @@ static void test_attention(int n, int pos0, int n_head, int n_head_kv, int head_
     cpu->ops->free(cpu, q);
     cpu->ops->free(cpu, k);
     cpu->ops->free(cpu, v);
+    cpu->ops->free(cpu, oc);
+    cpu->ops->free(cpu, og);
+}
+
+/* ---- the decode step with its position in device memory, and its graph -------------------- */
+
+/* One decode step's position-dependent work — rope_at of q and of the new key row, store_row_at
+ * of the key and value rows into the cache, attention_at — on the GPU with the token and position
+ * in device memory, against the CPU's rope / attention at that position. With graph nonzero the
+ * GPU side is recorded once (graph_capture) and replayed at each of the positions in turn, the
+ * step buffer rewritten between launches: the replay must follow the position it reads. */
+typedef struct decode_at_case {
+    pg_backend *b;
+    float *q, *k_row, *v_row, *k_cache, *v_cache, *out;
+    const int32_t *pos;
+    int n_ctx, n_head, n_head_kv, head_dim;
+} decode_at_case;
+
+static void decode_at_body(void *ctx) {
+    const decode_at_case *d = ctx;
+    const pg_backend_ops *op = d->b->ops;
+    const size_t kv_dim = (size_t)d->n_head_kv * (size_t)d->head_dim;
+    op->rope_at(d->b, d->q, d->n_head, d->head_dim, d->head_dim, d->pos, 10000.0f);
+    op->rope_at(d->b, d->k_row, d->n_head_kv, d->head_dim, d->head_dim, d->pos, 10000.0f);
+    op->store_row_at(d->b, d->k_cache, d->k_row, kv_dim, d->pos, d->n_ctx);
+    op->store_row_at(d->b, d->v_cache, d->v_row, kv_dim, d->pos, d->n_ctx);
+    op->attention_at(d->b, d->out, d->q, d->k_cache, d->v_cache, d->pos, d->n_ctx, d->n_head,
+                     d->n_head_kv, d->head_dim);
+}
+
+static void test_decode_at(int n_ctx, int n_head, int n_head_kv, int head_dim, const int *positions,
+                           int n_pos, int graph) {
+    const size_t qlen = (size_t)n_head * head_dim, kv_dim = (size_t)n_head_kv * head_dim;
+    const size_t kvlen = (size_t)n_ctx * kv_dim;
+    float *q = hbuf(qlen), *kr = hbuf(kv_dim), *vr = hbuf(kv_dim);
+    float *kc = hbuf(kvlen), *vc = hbuf(kvlen), *oc = hbuf(qlen), *og = hbuf(qlen);
+    float *kg = hbuf(kvlen);
+    fill(kc, kvlen, 2.0f);
+    fill(vc, kvlen, 1.0f);
+    float *dq = dbuf(qlen), *dkr = dbuf(kv_dim), *dvr = dbuf(kv_dim), *dout = dbuf(qlen);
+    float *dkc = dcopy(kc, kvlen), *dvc = dcopy(vc, kvlen);
+    int32_t *dstep = (int32_t *)dbuf_bytes(2 * sizeof(int32_t));
+    decode_at_case d = {gpu, dq, dkr, dvr, dkc, dvc, dout, dstep + 1, n_ctx, n_head, n_head_kv,
+                        head_dim};
+    void *g = NULL;
+    if (graph) {
+        /* queued once first, at a position past the cache (nothing is stored or attended): the
+         * scratch attention_at needs is sized then, as llama.c's first decode step does —
+         * capture cannot grow it */
+        const int32_t past[2] = {0, n_ctx};
+        gpu->ops->upload(gpu, dstep, past, sizeof past);
+        decode_at_body(&d);
+        CHECK_OK(gpu->ops->graph_capture(gpu, decode_at_body, &d, &g));
+        CHECK(g != NULL);
+    }
+    for (int i = 0; i < n_pos; i++) {
+        const int pos = positions[i];
+        fill(q, qlen, 2.0f);
+        fill(kr, kv_dim, 2.0f);
+        fill(vr, kv_dim, 1.0f);
+        gpu->ops->upload(gpu, dq, q, qlen * sizeof(float));
+        gpu->ops->upload(gpu, dkr, kr, kv_dim * sizeof(float));
+        gpu->ops->upload(gpu, dvr, vr, kv_dim * sizeof(float));
+        const int32_t step[2] = {0, pos};
+        gpu->ops->upload(gpu, dstep, step, sizeof step);
+        dpoison(dout, qlen * sizeof(float));
+        if (graph) CHECK_OK(gpu->ops->graph_launch(gpu, g));
+        else decode_at_body(&d);
+        /* the CPU: the same step with the position as an argument */
+        cpu->ops->rope(cpu, q, 1, n_head, head_dim, head_dim, pos, 10000.0f);
+        cpu->ops->rope(cpu, kr, 1, n_head_kv, head_dim, head_dim, pos, 10000.0f);
+        memcpy(kc + (size_t)pos * kv_dim, kr, kv_dim * sizeof(float));
+        memcpy(vc + (size_t)pos * kv_dim, vr, kv_dim * sizeof(float));
+        poison_host(oc, qlen);
+        cpu->ops->attention(cpu, oc, q, kc, vc, 1, pos, n_head, n_head_kv, head_dim);
+        dget(og, dout, qlen, "attention_at");
+        dget(kg, dkc, kvlen, "store_row_at");
+        char where[128];
+        snprintf(where, sizeof where, "%s pos=%d n_ctx=%d heads=%d/%d hd=%d",
+                 graph ? "graph " : "queued", pos, n_ctx, n_head, n_head_kv, head_dim);
+        record("attention_at", nmse(og, oc, qlen), TOL_F32, where);
+        record("store_row_at + rope_at", nmse(kg, kc, kvlen), TOL_F32, where);
+    }
+    if (graph) gpu->ops->graph_free(gpu, g);
+    float *dfree[] = {dq, dkr, dvr, dout, dkc, dvc, (float *)dstep};
+    for (size_t i = 0; i < sizeof dfree / sizeof dfree[0]; i++) gpu->ops->free(gpu, dfree[i]);
+    float *hfree[] = {q, kr, vr, kc, vc, oc, og, kg};
+    for (size_t i = 0; i < sizeof hfree / sizeof hfree[0]; i++) cpu->ops->free(cpu, hfree[i]);
+}
+
+/* get_rows_at (ids in device memory) against get_rows (ids on the host): the same rows. */
+static void test_get_rows_at(int64_t n_in, int64_t n_rows) {
+    const int32_t ids[3] = {(int32_t)(n_rows - 1), 0, (int32_t)(n_rows / 2)};
+    const size_t len = 3 * (size_t)n_in;
+    float *w = hbuf((size_t)n_in * (size_t)n_rows), *oc = hbuf(len), *og = hbuf(len);
+    fill(w, (size_t)n_in * (size_t)n_rows, 1.0f);
+    float *dw = dcopy(w, (size_t)n_in * (size_t)n_rows), *dout = dbuf(len);
+    int32_t *dids = (int32_t *)dbuf_bytes(sizeof ids);
+    gpu->ops->upload(gpu, dids, ids, sizeof ids);
+    const pg_weight wc = {PG_DTYPE_F32, n_in, n_rows, (size_t)n_in * sizeof(float), w};
+    const pg_weight wg = {PG_DTYPE_F32, n_in, n_rows, (size_t)n_in * sizeof(float), dw};
+    poison_host(oc, len);
+    dpoison(dout, len * sizeof(float));
+    cpu->ops->get_rows(cpu, &wc, ids, 3, oc);
+    gpu->ops->get_rows_at(gpu, &wg, dids, 3, dout);
+    dget(og, dout, len, "get_rows_at");
+    char where[64];
+    snprintf(where, sizeof where, "F32 n_in=%lld rows=%lld", (long long)n_in, (long long)n_rows);
+    record("get_rows_at", max_abs_diff(og, oc, len), 0.0, where);
+    gpu->ops->free(gpu, dw);
+    gpu->ops->free(gpu, dout);
+    gpu->ops->free(gpu, (float *)dids);
+    cpu->ops->free(cpu, w);
     cpu->ops->free(cpu, oc);
     cpu->ops->free(cpu, og);
 }
@@ -788,6 +905,15 @@ static void run_all(void) {
         test_attention(128, 512, 8, 8, 32);
         test_attention(2, 4094, 32, 32, 128);
     }
+    /* the decode step's position in device memory, queued and as a replayed graph */
+    static const int positions[] = {0, 1, 63, 64, 200, 5};
+    test_decode_at(256, 4, 4, 32, positions, 6, 0);
+    test_decode_at(256, 8, 2, 64, positions, 6, 1);
+    if (!quick) {
+        static const int far[] = {2047, 0, 1000};
+        test_decode_at(2048, 32, 32, 128, far, 3, 1);
+    }
+    test_get_rows_at(64, 100);
 
     test_attention_full(1, 0, 4, 16, 0, 0);   /* one query, one key */
     test_attention_full(57, 1, 4, 12, 3, 0);  /* bias_kv row, padded rows */

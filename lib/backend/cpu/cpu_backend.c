@@ -611,6 +611,32 @@ static void cpu_attention_full(pg_backend *b, float *out, const float *q, const 
     }
 }
 
+/* ---- the position-free decode step: backend memory is host memory, so the value is read ---- */
+
+static void cpu_get_rows_at(pg_backend *b, const pg_weight *emb, const int32_t *ids, int n,
+                            float *out) {
+    cpu_get_rows(b, emb, ids, n, out);
+}
+
+static void cpu_rope_at(pg_backend *b, float *x, int n_head, int head_dim, int n_rot,
+                        const int32_t *pos, float freq_base) {
+    cpu_rope(b, x, 1, n_head, head_dim, n_rot, *pos, freq_base);
+}
+
+static void cpu_store_row_at(pg_backend *b, float *cache, const float *row, size_t row_floats,
+                             const int32_t *pos, int n_rows) {
+    (void)b;
+    if (*pos >= 0 && *pos < n_rows)
+        memcpy(cache + (size_t)*pos * row_floats, row, sizeof(float) * row_floats);
+}
+
+static void cpu_attention_at(pg_backend *b, float *out, const float *q, const float *k,
+                             const float *v, const int32_t *pos, int n_ctx, int n_head,
+                             int n_head_kv, int head_dim) {
+    if (*pos >= 0 && *pos < n_ctx)
+        cpu_attention(b, out, q, k, v, 1, *pos, n_head, n_head_kv, head_dim);
+}
+
 /* ---- ImageBind-only ops (encoder_ops.c) ------------------------------------------------------ */
 
 static void cpu_im2col(pg_backend *b, float *out, const float *in, int n_items,
@@ -738,6 +764,11 @@ static const pg_backend_ops cpu_ops = {
     .im2col = cpu_im2col,
     .l2norm_sum = cpu_l2norm_sum,
     .project = cpu_project,
+    .get_rows_at = cpu_get_rows_at,
+    .rope_at = cpu_rope_at,
+    .store_row_at = cpu_store_row_at,
+    .attention_at = cpu_attention_at,
+    /* no graphs: the decode step runs as it is queued */
 };
 
 pg_status pg_backend_cpu_new(int n_threads, pg_backend **out) {

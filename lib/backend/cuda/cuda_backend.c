@@ -62,6 +62,9 @@ typedef struct cuda_backend {
     int ids_cap;
     float *part;            /* (part_floats) decode attention partials (pg_cuda_attention) */
     size_t part_floats;
+    unsigned part_gen;      /* bumped whenever part is replaced: a graph naming the old one is
+                               stale */
+    int capturing;          /* ops are being recorded into a graph: nothing may wait */
     size_t max_ctx_hint;    /* positions the attention scratch is first sized for */
     void *stage[2];         /* (STAGE_BYTES) pinned host staging of large uploads, made at the
                                first one; NULL: not made yet, or pinned memory refused */
@@ -141,6 +144,14 @@ static cuda_backend *enter(pg_backend *b, const char *op) {
  * recorded, *buf then NULL if the old one was already freed. Waits for the stream first: queued
  * work may still read the old buffer. */
 static int regrow(cuda_backend *c, void **buf, size_t bytes, const char *what) {
+    if (c->capturing) { /* a wait would break the capture: the caller runs the body eagerly */
+        if (c->err == PG_OK) {
+            c->err = PG_ERR_DEVICE;
+            snprintf(c->msg, MSG_CAP, "cuda device %d: %s must grow while a graph is being "
+                     "captured", c->device, what);
+        }
+        return 0;
+    }
     if (!check_cuda(c, cudaStreamSynchronize(c->stream), "cudaStreamSynchronize",
                     "growing %s", what))
         return 0;
@@ -416,25 +427,27 @@ static void cuda_rope(pg_backend *b, float *x, int n, int n_head, int head_dim, 
 
 /* The decode kernel's partials need scratch that grows with the context: it is made at the
  * first call for max(max_ctx_hint, this call's context) positions, so a session's decode steps
- * never allocate, and remade (waiting for the stream) only past that. */
+ * never allocate, and remade (waiting for the stream) only past that. 0 when it cannot be. */
+static int ensure_part(cuda_backend *c, int n_head, int ctx, int head_dim) {
+    const size_t need = pg_cuda_attention_scratch(n_head, ctx, head_dim);
+    if (need <= c->part_floats) return 1;
+    size_t want_ctx = c->max_ctx_hint > (size_t)ctx ? c->max_ctx_hint : (size_t)ctx;
+    if (want_ctx > INT_MAX) want_ctx = (size_t)ctx;
+    size_t floats = pg_cuda_attention_scratch(n_head, (int)want_ctx, head_dim);
+    if (floats < need) floats = need;
+    void *p = c->part;
+    const int ok = regrow(c, &p, floats * sizeof(float), "attention scratch");
+    if (p != c->part) c->part_gen++;
+    c->part = p;
+    c->part_floats = ok ? floats : p ? c->part_floats : 0;
+    return ok;
+}
+
 static void cuda_attention(pg_backend *b, float *out, const float *q, const float *k,
                            const float *v, int n, int pos0, int n_head, int n_head_kv,
                            int head_dim) {
     cuda_backend *c = enter(b, "attention");
-    if (!c || n <= 0) return;
-    const int ctx = pos0 + n;
-    size_t need = pg_cuda_attention_scratch(n_head, ctx, head_dim);
-    if (need > c->part_floats) {
-        size_t want_ctx = c->max_ctx_hint > (size_t)ctx ? c->max_ctx_hint : (size_t)ctx;
-        if (want_ctx > INT_MAX) want_ctx = (size_t)ctx;
-        size_t floats = pg_cuda_attention_scratch(n_head, (int)want_ctx, head_dim);
-        if (floats < need) floats = need;
-        void *p = c->part;
-        const int ok = regrow(c, &p, floats * sizeof(float), "attention scratch");
-        c->part = p;
-        c->part_floats = ok ? floats : p ? c->part_floats : 0;
-        if (!ok) return;
-    }
+    if (!c || n <= 0 || !ensure_part(c, n_head, pos0 + n, head_dim)) return;
     check_cuda(c, pg_cuda_attention(out, q, k, v, n, pos0, n_head, n_head_kv, head_dim,
                                     c->part, c->stream),
                "pg_cuda_attention", "attention of %d queries at position %d (%d heads, %d kv "
@@ -527,6 +540,123 @@ static void cuda_project(pg_backend *b, const pg_weight *w, const float *bias, c
 }
 
 // ---------------------------------------------------------------------------------------------
+// The decode step with its token and position in device memory, and its graph
+
+static void cuda_get_rows_at(pg_backend *b, const pg_weight *emb, const int32_t *ids, int n,
+                             float *out) {
+    cuda_backend *c = enter(b, "get_rows_at");
+    if (!c || n <= 0) return;
+    check_cuda(c, pg_cuda_get_rows_bounded(out, emb->data, (int)emb->type, emb->n_in,
+                                           emb->row_bytes, emb->n_out, ids, n, c->stream),
+               "pg_cuda_get_rows_bounded", "get_rows_at %s [%lld x %lld] of %d device ids",
+               pg_dtype_name(emb->type), (long long)emb->n_out, (long long)emb->n_in, n);
+}
+
+static void cuda_rope_at(pg_backend *b, float *x, int n_head, int head_dim, int n_rot,
+                         const int32_t *pos, float freq_base) {
+    cuda_backend *c = enter(b, "rope_at");
+    if (!c) return;
+    check_cuda(c, pg_cuda_rope_at(x, 1, n_head, head_dim, n_rot, pos, freq_base, c->stream),
+               "pg_cuda_rope_at", "rope_at of one row (%d heads x %d, %d rotated)", n_head,
+               head_dim, n_rot);
+}
+
+static void cuda_store_row_at(pg_backend *b, float *cache, const float *row, size_t row_floats,
+                              const int32_t *pos, int n_rows) {
+    cuda_backend *c = enter(b, "store_row_at");
+    if (!c || !row_floats || n_rows <= 0) return;
+    check_cuda(c, pg_cuda_store_row_at(cache, row, row_floats, pos, n_rows, c->stream),
+               "pg_cuda_store_row_at", "store_row_at of %zu floats into %d rows", row_floats,
+               n_rows);
+}
+
+/* The scratch is sized for all n_ctx positions (the grid covers them), so that one recorded
+ * step serves every position. */
+static void cuda_attention_at(pg_backend *b, float *out, const float *q, const float *k,
+                              const float *v, const int32_t *pos, int n_ctx, int n_head,
+                              int n_head_kv, int head_dim) {
+    cuda_backend *c = enter(b, "attention_at");
+    if (!c || n_ctx <= 0 || !ensure_part(c, n_head, n_ctx, head_dim)) return;
+    check_cuda(c, pg_cuda_attention_decode_at(out, q, k, v, pos, n_ctx, n_head, n_head_kv,
+                                              head_dim, c->part, c->stream),
+               "pg_cuda_attention_decode_at", "attention_at over %d positions (%d heads, %d kv "
+               "heads, head size %d)", n_ctx, n_head, n_head_kv, head_dim);
+}
+
+/* A recorded decode step: the executable graph and the scratch generation it names. */
+typedef struct cuda_graph {
+    cudaGraphExec_t exec;
+    unsigned part_gen;
+} cuda_graph;
+
+/* Records body's ops on the stream (thread-local capture mode: no other thread's CUDA calls are
+ * affected). Any op failure, or an op that would have to wait or allocate, fails the capture;
+ * the backend is left with no pending error and an idle stream. */
+static pg_status cuda_graph_capture(pg_backend *b, void (*body)(void *ctx), void *ctx,
+                                    void **out) {
+    cuda_backend *c = cuda_of(b);
+    *out = NULL;
+    pg_status s = cuda_sync(b); /* start from a drained stream and no pending error */
+    if (s != PG_OK) return s;
+    cuda_graph *g = calloc(1, sizeof *g);
+    if (!g) return pg_set_error(PG_ERR_OUT_OF_MEMORY, "cuda graph: cannot allocate");
+    cudaError_t e = cudaSetDevice(c->device);
+    if (e == cudaSuccess) e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        free(g);
+        return pg_set_error(PG_ERR_DEVICE, "cuda device %d: cudaStreamBeginCapture: %s",
+                            c->device, cudaGetErrorString(e));
+    }
+    const unsigned gen = c->part_gen;
+    c->capturing = 1;
+    body(ctx);
+    c->capturing = 0;
+    cudaGraph_t graph = NULL;
+    e = cudaStreamEndCapture(c->stream, &graph);
+    if (e == cudaSuccess && c->err == PG_OK) e = cudaGraphInstantiate(&g->exec, graph, 0);
+    if (graph) (void)cudaGraphDestroy(graph);
+    if (e != cudaSuccess || c->err != PG_OK || c->part_gen != gen) {
+        char why[MSG_CAP];
+        snprintf(why, sizeof why, "%s", c->err != PG_OK ? c->msg
+                                        : e != cudaSuccess ? cudaGetErrorString(e)
+                                                           : "the attention scratch moved");
+        (void)cudaGetLastError();
+        c->err = PG_OK; /* the failure was the capture's: nothing ran */
+        if (g->exec) (void)cudaGraphExecDestroy(g->exec);
+        free(g);
+        return pg_set_error(PG_ERR_DEVICE, "cuda device %d: capturing a graph: %s", c->device,
+                            why);
+    }
+    g->part_gen = gen;
+    *out = g;
+    return PG_OK;
+}
+
+static pg_status cuda_graph_launch(pg_backend *b, void *graph) {
+    cuda_graph *g = graph;
+    cuda_backend *c = cuda_of(b);
+    if (g && g->part_gen != c->part_gen)
+        return pg_set_error(PG_ERR_DEVICE, "cuda device %d: the graph names an attention "
+                            "scratch that was replaced: capture it again", c->device);
+    if (!(c = enter(b, "graph_launch")) || !g) return PG_OK;
+    check_cuda(c, cudaGraphLaunch(g->exec, c->stream), "cudaGraphLaunch", "a recorded graph");
+    return PG_OK;
+}
+
+static void cuda_graph_free(pg_backend *b, void *graph) {
+    cuda_graph *g = graph;
+    if (!g) return;
+    cuda_backend *c = cuda_of(b);
+    if (cudaSetDevice(c->device) == cudaSuccess) { /* a launch may still run on the stream */
+        (void)cudaStreamSynchronize(c->stream);
+        (void)cudaGraphExecDestroy(g->exec);
+    }
+    (void)cudaGetLastError();
+    free(g);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The backend
 
 static void cuda_destroy(pg_backend *b) {
@@ -571,6 +701,13 @@ static const pg_backend_ops cuda_ops = {
     .im2col = cuda_im2col,
     .l2norm_sum = cuda_l2norm_sum,
     .project = cuda_project,
+    .get_rows_at = cuda_get_rows_at,
+    .rope_at = cuda_rope_at,
+    .store_row_at = cuda_store_row_at,
+    .attention_at = cuda_attention_at,
+    .graph_capture = cuda_graph_capture,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
 };
 
 pg_status pg_cuda_device_count(int *n) {
