@@ -473,6 +473,8 @@ pg_status imagebind_state_new(const imagebind_model *m, pg_backend *b, int32_t m
 
 void imagebind_state_free(imagebind_state *st, pg_backend *b) {
     if (!st) return;
+    for (int i = 0; i < IB_PASS_GRAPHS; i++)
+        if (st->graphs[i].graph) b->ops->graph_free(b, st->graphs[i].graph);
     float *bufs[] = {st->raw, st->patches, st->x, st->xb, st->qkv, st->att, st->hb,
                      st->cls, st->head, st->vec, st->post};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -498,17 +500,17 @@ static pg_status tap_rows(const imagebind_hparams *hp, imagebind_state *st, pg_b
     return PG_OK;
 }
 
-/* nc clips of mod's input tensor (host) → patch tokens → stem LN → [CLS, tokens] + pos_embed
- * in st->x. Only the preprocessed tensor crosses to the backend; im2col runs there. */
+/* nc clips of mod's input tensor (uploaded to st->raw) → patch tokens → stem LN → [CLS,
+ * tokens] + pos_embed in st->x. Only the preprocessed tensor crosses to the backend; im2col runs
+ * there. */
 static void embed_patches(const imagebind_model *m, imagebind_tower_id t, imagebind_state *st,
-                          pg_backend *b, pg_modality mod, const float *input, int nc) {
+                          pg_backend *b, pg_modality mod, int nc) {
     const imagebind_hparams *hp = &m->hp[t];
     const imagebind_tower *w = &m->w[t];
     const pg_backend_ops *op = b->ops;
     const size_t L = (size_t)hp->n_tokens, E = (size_t)hp->n_embd, P = (size_t)hp->n_patches;
     const int rows = nc * hp->n_patches;
     const pg_conv_geom g = conv_geom(mod);
-    op->upload(b, st->raw, input, sizeof(float) * (size_t)nc * clip_floats(mod));
     op->im2col(b, st->patches, st->raw, nc, &g);
     op->matmul(b, &w->patch_embed, st->patches, st->xb, rows);
     if (w->stem_norm_w)
@@ -659,8 +661,75 @@ static pg_status check_clips(pg_modality mod, int32_t n_clips, const char *fn) {
     return PG_OK;
 }
 
-/* The clips in passes of st->max_clips: patches, trunk, head, then each pass's normalised
- * vectors added, weighted 1/n_clips, into st->vec. */
+/* One trunk pass over nc clips already in st->raw, from the patches to their normalised
+ * vectors added (weighted) into st->vec: nothing in it waits or depends on the host, so a
+ * backend with graphs can record it. */
+typedef struct pass_args {
+    const imagebind_model *m;
+    imagebind_state *st;
+    pg_backend *b;
+    pg_modality mod;
+    int nc, accumulate;
+    float scale, weight;
+} pass_args;
+
+static void pass_body(void *ctx) {
+    const pass_args *a = ctx;
+    const imagebind_tower_id t = imagebind_tower_of(a->mod);
+    embed_patches(a->m, t, a->st, a->b, a->mod, a->nc);
+    (void)trunk(a->m, t, a->st, a->b, a->nc, NULL, NULL); /* without a tap it cannot fail */
+    head(a->m, t, a->st, a->b, a->nc, 0);
+    a->b->ops->l2norm_sum(a->b, a->st->vec, a->st->head, a->nc, a->m->dim, a->scale, a->weight,
+                          a->accumulate);
+}
+
+/* The state's record of a pass shape, NULL when every slot holds another shape. */
+static imagebind_pass_graph *pass_slot(imagebind_state *st, const pass_args *a) {
+    for (int i = 0; i < IB_PASS_GRAPHS; i++) {
+        imagebind_pass_graph *g = &st->graphs[i];
+        if (g->runs && g->mod == (int32_t)a->mod && g->nc == a->nc && g->weight == a->weight &&
+            g->accumulate == a->accumulate)
+            return g;
+    }
+    for (int i = 0; i < IB_PASS_GRAPHS; i++)
+        if (!st->graphs[i].runs) {
+            imagebind_pass_graph *g = &st->graphs[i];
+            *g = (imagebind_pass_graph){.mod = a->mod, .nc = a->nc, .accumulate = a->accumulate,
+                                        .weight = a->weight};
+            return g;
+        }
+    return NULL;
+}
+
+/* Queues a pass: as it comes the first time a shape is seen, recorded into a graph the second
+ * time (where the backend has graphs) and replayed from then on — some 500 launches of a
+ * 32-block trunk become one. A shape that cannot be recorded runs as it comes. */
+static void run_pass(pass_args *a) {
+    pg_backend *b = a->b;
+    imagebind_pass_graph *g = b->ops->graph_capture ? pass_slot(a->st, a) : NULL;
+    if (!g) {
+        pass_body(a);
+        return;
+    }
+    if (g->graph && b->ops->graph_launch(b, g->graph) == PG_OK) return;
+    if (g->graph) { /* stale: the backend replaced a buffer it names */
+        b->ops->graph_free(b, g->graph);
+        g->graph = NULL;
+    }
+    if (g->runs++ >= 1 && !g->failed) {
+        if (b->ops->graph_capture(b, pass_body, a, &g->graph) == PG_OK &&
+            b->ops->graph_launch(b, g->graph) == PG_OK)
+            return;
+        b->ops->graph_free(b, g->graph);
+        g->graph = NULL;
+        g->failed = 1;
+    }
+    pass_body(a);
+}
+
+/* The clips in passes of st->max_clips: each pass's tensor uploaded, then patches, trunk,
+ * head, and its normalised vectors added, weighted 1/n_clips, into st->vec. With a tap the
+ * passes run as they come, stopping where the tap looks. */
 static pg_status encode(const imagebind_model *m, imagebind_state *st, pg_backend *b,
                         pg_modality mod, const float *input, int32_t n_clips,
                         imagebind_tap_fn tap, void *ud) {
@@ -670,11 +739,18 @@ static pg_status encode(const imagebind_model *m, imagebind_state *st, pg_backen
     pg_status s = PG_OK;
     for (int32_t c0 = 0; s == PG_OK && c0 < n_clips; c0 += st->max_clips) {
         const int nc = n_clips - c0 < st->max_clips ? n_clips - c0 : st->max_clips;
-        embed_patches(m, t, st, b, mod, input + (size_t)c0 * in_clip, nc);
+        b->ops->upload(b, st->raw, input + (size_t)c0 * in_clip,
+                       sizeof(float) * (size_t)nc * in_clip);
+        pass_args a = {m, st, b, mod, nc, c0 > 0, scale, weight};
+        if (!tap) {
+            run_pass(&a);
+            continue;
+        }
+        embed_patches(m, t, st, b, mod, nc);
         s = trunk(m, t, st, b, nc, c0 == 0 ? tap : NULL, ud);
         if (s != PG_OK) break;
         head(m, t, st, b, nc, 0);
-        if (tap && (s = tap_heads(m, st, b, c0, nc, scale, tap, ud))) break;
+        if ((s = tap_heads(m, st, b, c0, nc, scale, tap, ud))) break;
         b->ops->l2norm_sum(b, st->vec, st->head, nc, m->dim, scale, weight, c0 > 0);
     }
     return s;

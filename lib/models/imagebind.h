@@ -114,6 +114,17 @@ imagebind_tower_id imagebind_tower_of(pg_modality mod);
 
 /* ---- encoder calls ---- */
 
+/* A trunk pass recorded by the backend (graph_capture) for one shape: its modality, clips, clip
+ * weight and whether it adds to an earlier pass's vector. */
+#define IB_PASS_GRAPHS 8
+typedef struct imagebind_pass_graph {
+    int32_t mod, nc, accumulate;
+    float weight;
+    int32_t runs;   /* passes of this shape so far (0: the slot is free) */
+    int32_t failed; /* the backend could not record it: it runs as it comes */
+    void *graph;    /* the recorded pass, or NULL */
+} imagebind_pass_graph;
+
 /* Activations of one encoder call, in backend memory (host staging for the taps), sized for
  * max_clips clips of any tower the model holds. */
 typedef struct imagebind_state {
@@ -132,6 +143,7 @@ typedef struct imagebind_state {
     float *post;        /* (dim) one clip's vector, for the "post" tap */
     float *host;        /* host (max(L * E, max_clips * dim)) taps */
     size_t host_n;      /* floats in host */
+    imagebind_pass_graph graphs[IB_PASS_GRAPHS]; /* recorded passes (backends with graphs) */
 } imagebind_state;
 
 /* Allocates a state through backend b for up to max_clips clips per trunk pass (0 = the

@@ -698,6 +698,11 @@ static void test_imagebind(void) {
         for (size_t i = 0; i < sizeof multi / sizeof multi[0]; i++)
             if (!quick || multi[i].in_quick)
                 embed_pair(m, multi[i].mod, multi[i].clips, multi[i].label);
+        /* one shape again and again, new inputs each time: the CUDA pass runs queued, then is
+         * recorded into a graph (its second time), then replayed */
+        static const char *again[] = {"image again (graph recorded)", "image again (replayed)",
+                                      "image again (replayed, 2)"};
+        for (int r = 0; r < 3; r++) embed_pair(m, PG_MODALITY_IMAGE, 1, again[r]);
     }
     pg_model_free(m[0]);
     pg_model_free(m[1]);
