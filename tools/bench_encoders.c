@@ -46,12 +46,7 @@
 #include "gguf/gguf.h"
 #include "pandagpt.h"
 #include "random_imagebind.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_util.h"
 
 // ---- The temporary encoder file, removed on every exit
 
@@ -99,13 +94,6 @@ static const struct {
 };
 
 // ---- Inputs and the PyTorch figures
-
-static uint64_t next_rand(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 /* N(0, 1) by Box–Muller on two uniforms in (0, 1]. */
 static float next_normal(uint64_t *s) {
