@@ -60,14 +60,11 @@
 
 #include "pandagpt.h"
 #include "check.h"
+#include "gpu_test.h"
 
 #ifndef PG_HAVE_CUDA
 
-int main(void) {
-    const char *req = getenv("PG_GPU_REQUIRED");
-    printf("SKIP: this build has no CUDA backend (PG_HAVE_CUDA undefined; meson -Dcuda=enabled)\n");
-    return req && *req == '1' ? 1 : CHECK_SKIP;
-}
+int main(void) { return gpu_test_no_cuda(); }
 
 #else
 
@@ -1012,20 +1009,11 @@ static void run_all(void) {
 }
 
 int main(void) {
-    setvbuf(stdout, NULL, _IOLBF, 0); /* figures and CHECK messages (stderr) in order */
-    const char *q = getenv("PG_GPU_QUICK"), *req = getenv("PG_GPU_REQUIRED");
-    const int required = req && *req == '1';
-    quick = q && *q == '1';
-    int n_dev = 0;
-    pg_status s = pg_cuda_device_count(&n_dev);
-    if (s != PG_OK || n_dev == 0) {
-        printf("SKIP: no usable CUDA device (pg_cuda_device_count: %s, %d devices)%s\n",
-               pg_status_string(s), n_dev, required ? " but PG_GPU_REQUIRED=1" : "");
-        return required ? 1 : CHECK_SKIP;
-    }
+    const int skip = gpu_test_start(&quick);
+    if (skip >= 0) return skip;
     CHECK_OK(pg_backend_cpu_new(0, &cpu));
     if (cpu) CHECK_OK(pg_backend_cpu_reserve(cpu, 512, 11008, 8192));
-    s = pg_backend_cuda_new(0, 8192, &gpu);
+    pg_status s = pg_backend_cuda_new(0, 8192, &gpu);
     CHECK_MSG(s == PG_OK, "pg_backend_cuda_new: %s", pg_last_error());
     if (!cpu || !gpu) return check_done("test_cuda_ops");
     struct cudaDeviceProp prop;
