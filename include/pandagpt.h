@@ -106,7 +106,8 @@ typedef struct pg_media pg_media;
 
 /* Where the model runs. Values are fixed. */
 typedef enum pg_device {
-    PG_DEVICE_AUTO = 0, /* CUDA when the build has it and a device is present, else CPU */
+    PG_DEVICE_AUTO = 0, /* CUDA when the build has it, a device is present and cuBLAS loads,
+                           else CPU */
     PG_DEVICE_CPU = 1,  /* the CPU backend, in every build */
     PG_DEVICE_CUDA = 2  /* the NVIDIA GPU cuda_device; needs a build with CUDA (docs/cuda.md) */
 } pg_device;
@@ -170,7 +171,7 @@ PG_API void pg_model_params_init(pg_model_params *p);
  * or rank mismatch, no LoRA tensor at all — named with the adapter's path), PG_ERR_UNSUPPORTED
  * (a tensor type, device or feature this build lacks; PG_DEVICE_CUDA in a build without CUDA),
  * PG_ERR_OUT_OF_MEMORY (host memory, or device memory for the weights: the message gives the
- * bytes needed and free), PG_ERR_DEVICE (PG_DEVICE_CUDA with no CUDA device present — the
+ * bytes needed and free), PG_ERR_DEVICE (PG_DEVICE_CUDA with no CUDA device present or no cuBLAS to open — the
  * message says why — or a copy to the device failed), and PG_ERR_INVALID_ARGUMENT for a
  * cuda_device that is not present. */
 PG_API pg_status pg_model_load(const char *llm_path, const pg_model_params *p, pg_model **out);

@@ -11,6 +11,7 @@
 #include "internal.h"
 #include "models/lora.h"
 #ifdef PG_HAVE_CUDA
+#include "backend/cuda/cublas_loader.h"
 #include "backend/cuda/cuda_backend.h"
 #endif
 
@@ -47,8 +48,9 @@ static int32_t online_cores(void) {
     return n > 0 && n < 4096 ? (int32_t)n : 1;
 }
 
-/* The device p asks for, resolved: AUTO is CUDA when this build has it and a device is present,
- * else the CPU; CUDA must be there. *ordinal is the CUDA device (range-checked). */
+/* The device p asks for, resolved: AUTO is CUDA when this build has it, a device is present and
+ * cuBLAS can be opened, else the CPU; CUDA must be there. *ordinal is the CUDA device
+ * (range-checked). */
 static pg_status resolve_device(const pg_model_params *p, pg_device *dev, int32_t *ordinal) {
     *dev = PG_DEVICE_CPU;
     *ordinal = 0;
@@ -72,6 +74,10 @@ static pg_status resolve_device(const pg_model_params *p, pg_device *dev, int32_
     if (p->cuda_device < 0 || p->cuda_device >= n)
         return pg_set_error(PG_ERR_INVALID_ARGUMENT, "pg_model_load: cuda_device %d out of "
                             "range [0, %d)", p->cuda_device, n);
+    /* cuBLAS is opened at run time: without it AUTO stays on the CPU, CUDA says why */
+    const pg_cublas_api *blas;
+    if ((s = pg_cublas_load(&blas)) != PG_OK)
+        return p->device == PG_DEVICE_AUTO ? PG_OK : pg_error_prefix(s, "pg_model_load");
     *dev = PG_DEVICE_CUDA;
     *ordinal = p->cuda_device;
     return PG_OK;

@@ -24,10 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include "api/error.h"
+#include "backend/cuda/cublas_loader.h"
 #include "backend/cuda/cuda_backend.h"
 #include "gguf/dtype.h"
 #include "kernels.h"
@@ -54,6 +54,7 @@ typedef struct cuda_backend {
     pg_backend base;
     int device;
     cudaStream_t stream;    /* everything of this backend is ordered on it */
+    const pg_cublas_api *blas; /* cuBLAS, opened at run time (cublas_loader.h) */
     cublasHandle_t cublas;  /* bound to stream and workspace */
     void *workspace;        /* (CUBLAS_WORKSPACE_BYTES) cuBLAS's */
     uint16_t *act;          /* (ACT_HALVES) activations as half or bf16, for cublasGemmEx */
@@ -121,7 +122,8 @@ static int check_cublas(cuda_backend *c, cublasStatus_t e, const char *call, con
                         ...) {
     if (e == CUBLAS_STATUS_SUCCESS) return 1;
     char reason[160];
-    snprintf(reason, sizeof reason, "%s (%s)", cublasGetStatusName(e), cublasGetStatusString(e));
+    snprintf(reason, sizeof reason, "%s (%s)", c->blas->status_name(e),
+             c->blas->status_string(e));
     (void)cudaGetLastError();
     va_list ap;
     va_start(ap, fmt);
@@ -293,7 +295,7 @@ static pg_status cuda_sync(pg_backend *b) {
 static void gemm_f32(cuda_backend *c, const char *op, const pg_weight *w, const float *x,
                      float *y, int n, float beta) {
     const float alpha = 1.0f;
-    check_cublas(c, cublasSgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->n_out, n,
+    check_cublas(c, c->blas->sgemm(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->n_out, n,
                                 (int)w->n_in, &alpha, (const float *)w->data,
                                 (int)(w->row_bytes / sizeof(float)), x, (int)w->n_in, &beta, y,
                                 (int)w->n_out),
@@ -333,7 +335,7 @@ static void gemm_16bit(cuda_backend *c, const char *op, const pg_weight *w, cons
                 a = c->wtile;
                 lda = (int)n_in;
             }
-            if (!check_cublas(c, cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, nb,
+            if (!check_cublas(c, c->blas->gemm_ex(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, nb,
                                               (int)n_in, &alpha, a, t16, lda, c->act, t16,
                                               (int)n_in, &beta,
                                               y + (size_t)j0 * (size_t)n_out + (size_t)r0,
@@ -664,7 +666,7 @@ static void cuda_destroy(pg_backend *b) {
     /* nothing can be reported from here: errors are cleared and the rest is still released */
     if (cudaSetDevice(c->device) == cudaSuccess && c->stream)
         (void)cudaStreamSynchronize(c->stream);
-    if (c->cublas) (void)cublasDestroy(c->cublas);
+    if (c->cublas) (void)c->blas->destroy(c->cublas);
     void *bufs[] = {c->workspace, c->act, c->wtile, c->ids, c->part};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) (void)cudaFree(bufs[i]);
@@ -763,13 +765,15 @@ pg_status pg_backend_cuda_new(int device, size_t max_ctx_hint, pg_backend **out)
         return new_failed(c, pg_set_error(status_of(e), "cuda device %d: cannot create a "
                                           "stream: %s", device, cudaGetErrorString(e)));
     }
-    cublasStatus_t cs = cublasCreate(&c->cublas);
+    pg_status s = pg_cublas_load(&c->blas);
+    if (s != PG_OK) return new_failed(c, pg_error_prefix(s, "cuda device %d", device));
+    cublasStatus_t cs = c->blas->create(&c->cublas);
     if (cs != CUBLAS_STATUS_SUCCESS) {
         c->cublas = NULL;
         return new_failed(c, pg_set_error(cs == CUBLAS_STATUS_ALLOC_FAILED ? PG_ERR_OUT_OF_MEMORY
                                                                           : PG_ERR_DEVICE,
                                           "cuda device %d: cublasCreate: %s", device,
-                                          cublasGetStatusString(cs)));
+                                          c->blas->status_string(cs)));
     }
     struct { size_t bytes; const char *what; } bufs[] = {
         {CUBLAS_WORKSPACE_BYTES, "cuBLAS workspace"},
@@ -794,11 +798,11 @@ pg_status pg_backend_cuda_new(int device, size_t max_ctx_hint, pg_backend **out)
     c->ids = p[3];
     c->ids_cap = IDS_INITIAL;
     /* cublasSetStream resets the workspace to cuBLAS's own pool: set ours after it */
-    if ((cs = cublasSetStream(c->cublas, c->stream)) != CUBLAS_STATUS_SUCCESS ||
-        (cs = cublasSetWorkspace(c->cublas, c->workspace, CUBLAS_WORKSPACE_BYTES)) !=
+    if ((cs = c->blas->set_stream(c->cublas, c->stream)) != CUBLAS_STATUS_SUCCESS ||
+        (cs = c->blas->set_workspace(c->cublas, c->workspace, CUBLAS_WORKSPACE_BYTES)) !=
             CUBLAS_STATUS_SUCCESS)
         return new_failed(c, pg_set_error(PG_ERR_DEVICE, "cuda device %d: binding cuBLAS to the "
-                                          "stream: %s", device, cublasGetStatusString(cs)));
+                                          "stream: %s", device, c->blas->status_string(cs)));
     *out = &c->base;
     return PG_OK;
 }
