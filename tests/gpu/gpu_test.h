@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "check.h"
 
@@ -27,6 +28,8 @@ static inline int gpu_test_no_cuda(void) {
 
 #else
 
+#include <cuda_runtime_api.h>
+
 #include "backend/cuda/cuda_backend.h"
 
 /* Line-buffers stdout (figures and CHECK messages, on stderr, stay in order), sets *quick from
@@ -41,6 +44,43 @@ static inline int gpu_test_start(int *quick) {
     printf("SKIP: no usable CUDA device (pg_cuda_device_count: %s, %d devices)%s\n",
            pg_status_string(s), n_dev, required ? " but PG_GPU_REQUIRED=1" : "");
     return required ? 1 : CHECK_SKIP;
+}
+
+/* Makes the test's temporary directory (tmpl, a mkdtemp template) and the CUDA context, which the
+ * library shares: 0, or 1 after saying what failed. */
+static inline int gpu_test_setup(char *tmpl) {
+    if (!mkdtemp(tmpl)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    if (cudaFree(NULL) != cudaSuccess) {
+        fprintf(stderr, "cannot initialise the CUDA runtime\n");
+        return 1;
+    }
+    return 0;
+}
+
+/* The Python that runs tools/convert-pandagpt.py ($PG_PYTHON, else python3), or NULL after a
+ * "SKIP (label)" line when it cannot import numpy and gguf. */
+static inline const char *gpu_test_python(const char *label) {
+    const char *py = getenv("PG_PYTHON");
+    if (!py || !*py) py = "python3";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy, gguf' 2>/dev/null", py);
+    if (system(cmd) == 0) return py;
+    printf("SKIP (%s): '%s' cannot import numpy and gguf (set PG_PYTHON)\n", label, py);
+    return NULL;
+}
+
+/* Runs tools/convert-pandagpt.py --quiet with the given arguments (already quoted) under py;
+ * 1 on success, 0 after a failed CHECK naming the command. */
+static inline int gpu_test_convert(const char *py, const char *args) {
+    char cmd[20480];
+    snprintf(cmd, sizeof cmd, "'%s' '%s/tools/convert-pandagpt.py' --quiet %s", py,
+             PG_SOURCE_ROOT, args);
+    const int rc = system(cmd);
+    CHECK_MSG(rc == 0, "converter failed (%d): %s", rc, cmd);
+    return rc == 0;
 }
 
 #endif

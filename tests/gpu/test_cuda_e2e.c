@@ -237,24 +237,14 @@ done:
 static const char *e2e_llm(const char *ref, char *buf, size_t cap) {
     const char *given = getenv("PG_GPU_E2E_LLM");
     if (given && *given) return given;
-    const char *py = getenv("PG_PYTHON");
-    if (!py || !*py) py = "python3";
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy, gguf' 2>/dev/null", py);
-    if (system(cmd) != 0) {
-        printf("SKIP (part 2): '%s' cannot import numpy and gguf, and PG_GPU_E2E_LLM is unset\n",
-               py);
-        return NULL;
-    }
+    const char *py = gpu_test_python("part 2, PG_GPU_E2E_LLM unset");
+    if (!py) return NULL;
     snprintf(buf, cap, "%s/e2e-llm.gguf", tmpdir);
-    snprintf(cmd, sizeof cmd,
-             "'%s' '%s/tools/convert-pandagpt.py' --quiet --outtype f32 "
-             "--vicuna '%s/pandagpt-e2e/vicuna-tiny' "
+    char args[16384];
+    snprintf(args, sizeof args, "--outtype f32 --vicuna '%s/pandagpt-e2e/vicuna-tiny' "
              "--delta '%s/pandagpt-e2e/pandagpt-delta/pytorch_model.pt' --llm-out '%s'",
-             py, PG_SOURCE_ROOT, ref, ref, buf);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "converter failed (%d): %s", rc, cmd);
-    return rc == 0 ? buf : NULL;
+             ref, ref, buf);
+    return gpu_test_convert(py, args) ? buf : NULL;
 }
 
 static float *load_f32(const char *dir, const char *name, size_t *n) {
@@ -358,24 +348,15 @@ static const char *e2e_encoder(const char *ref, char *buf, size_t cap) {
         printf("SKIP (part 2b): no %s, and PG_GPU_E2E_ENCODER is unset\n", pth);
         return NULL;
     }
-    const char *py = getenv("PG_PYTHON");
-    if (!py || !*py) py = "python3";
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy, gguf' 2>/dev/null", py);
-    if (system(cmd) != 0) {
-        printf("SKIP (part 2b): '%s' cannot import numpy and gguf, and PG_GPU_E2E_ENCODER is "
-               "unset\n", py);
-        return NULL;
-    }
+    const char *py = gpu_test_python("part 2b, PG_GPU_E2E_ENCODER unset");
+    if (!py) return NULL;
     snprintf(buf, cap, "%s/e2e-encoder.gguf", tmpdir);
-    snprintf(cmd, sizeof cmd,
-             "'%s' '%s/tools/convert-pandagpt.py' --quiet --outtype f32 --imagebind '%s' "
+    char args[16384];
+    snprintf(args, sizeof args, "--outtype f32 --imagebind '%s' "
              "--imagebind-heads vision=4,audio=4,thermal=4,depth=4,imu=2,text=2 "
              "--delta '%s/pandagpt-e2e/pandagpt-delta/pytorch_model.pt' --encoder-out '%s'",
-             py, PG_SOURCE_ROOT, pth, ref, buf);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "converter failed (%d): %s", rc, cmd);
-    return rc == 0 ? buf : NULL;
+             pth, ref, buf);
+    return gpu_test_convert(py, args) ? buf : NULL;
 }
 
 /* One medium of the case: the file (scene.jpg or speech_22k.wav) decoded by the library, or,
@@ -831,14 +812,7 @@ static void test_out_of_memory(void) {
 int main(void) {
     const int skip = gpu_test_start(&quick);
     if (skip >= 0) return skip;
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    if (cudaFree(NULL) != cudaSuccess) { /* the test's own context: the library shares it */
-        fprintf(stderr, "cannot initialise the CUDA runtime\n");
-        return 1;
-    }
+    if (gpu_test_setup(tmpdir)) return 1;
 
     random_llama_config c;
     random_llama_preset("tiny", &c);

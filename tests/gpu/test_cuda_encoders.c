@@ -129,23 +129,17 @@ static const char *encoder_file(const char *ref, const char *outtype, const char
         printf("SKIP (%s): no %s, and %s is unset\n", outtype, pth, env);
         return NULL;
     }
-    const char *py = getenv("PG_PYTHON");
-    if (!py || !*py) py = "python3";
-    char cmd[16384];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import numpy, gguf' 2>/dev/null", py);
-    if (system(cmd) != 0) {
-        printf("SKIP (%s): '%s' cannot import numpy and gguf (set PG_PYTHON), and %s is unset\n",
-               outtype, py, env);
-        return NULL;
-    }
+    char label[64];
+    snprintf(label, sizeof label, "%s, %s unset", outtype, env);
+    const char *py = gpu_test_python(label);
+    if (!py) return NULL;
     snprintf(buf, cap, "%s/encoder-%s.gguf", tmpdir, outtype);
-    snprintf(cmd, sizeof cmd,
-             "'%s' '%s/tools/convert-pandagpt.py' --quiet --outtype %s --imagebind '%s' "
+    char args[16384];
+    snprintf(args, sizeof args, "--outtype %s --imagebind '%s' "
              "--imagebind-heads vision=4,audio=4,thermal=4,depth=4,imu=2,text=2 "
              "--delta '%s/pandagpt-e2e/pandagpt-delta/pytorch_model.pt' --encoder-out '%s'",
-             py, PG_SOURCE_ROOT, outtype, pth, ref, buf);
-    int rc = system(cmd);
-    CHECK_MSG(rc == 0, "converter failed (%d): %s", rc, cmd);
+             outtype, pth, ref, buf);
+    const int rc = !gpu_test_convert(py, args);
     if (rc == 0) printf("encoder %s: converted into %s\n", outtype, buf);
     return rc == 0 ? buf : NULL;
 }
@@ -325,14 +319,7 @@ int main(void) {
                ib_dir);
         return CHECK_SKIP;
     }
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    if (cudaFree(NULL) != cudaSuccess) { /* the test's own context: the library shares it */
-        fprintf(stderr, "cannot initialise the CUDA runtime\n");
-        return 1;
-    }
+    if (gpu_test_setup(tmpdir)) return 1;
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
         printf("device 0: %s (sm_%d%d)%s\n", prop.name, prop.major, prop.minor,

@@ -213,6 +213,26 @@ static const uint32_t all_types[] = {PG_DTYPE_F32, PG_DTYPE_F16, PG_DTYPE_BF16, 
                                      PG_DTYPE_Q4_0};
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
+/* A weight of type t from the float rows wf (n_out × n_in): *wc its host bytes (the CPU op's),
+ * *wg the same bytes on the device. Free with weight_pair_free. */
+static void weight_pair(uint32_t t, const float *wf, int64_t n_in, int64_t n_out, pg_weight *wc,
+                        pg_weight *wg) {
+    const size_t rb = pg_dtype_row_bytes(t, n_in);
+    uint8_t *wb = malloc(rb * (size_t)n_out);
+    if (!wb) exit(1);
+    for (int64_t r = 0; r < n_out; r++)
+        pg_quantize_row(t, wf + r * n_in, wb + (size_t)r * rb, n_in);
+    void *dw = dbuf_bytes(rb * (size_t)n_out);
+    gpu->ops->upload(gpu, dw, wb, rb * (size_t)n_out);
+    *wc = (pg_weight){t, n_in, n_out, rb, wb};
+    *wg = (pg_weight){t, n_in, n_out, rb, dw};
+}
+
+static void weight_pair_free(pg_weight *wc, pg_weight *wg) {
+    free((void *)wc->data);
+    gpu->ops->free(gpu, (void *)wg->data);
+}
+
 /* ---- matmul, matmul_add ------------------------------------------------------------------- */
 
 /* One weight shape, every type whose block divides n_in, every n of ns: matmul (output
@@ -231,14 +251,8 @@ static void test_matmul(int64_t n_in, int64_t n_out, const int *ns, int n_ns) {
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const uint32_t t = all_types[ti];
         if (n_in % pg_dtype_block_elems(t)) continue;
-        const size_t rb = pg_dtype_row_bytes(t, n_in);
-        uint8_t *wb = malloc(rb * (size_t)n_out);
-        if (!wb) exit(1);
-        for (int64_t r = 0; r < n_out; r++)
-            pg_quantize_row(t, wf + r * n_in, wb + (size_t)r * rb, n_in);
-        void *dw = dbuf_bytes(rb * (size_t)n_out);
-        gpu->ops->upload(gpu, dw, wb, rb * (size_t)n_out);
-        const pg_weight wc = {t, n_in, n_out, rb, wb}, wg = {t, n_in, n_out, rb, dw};
+        pg_weight wc, wg;
+        weight_pair(t, wf, n_in, n_out, &wc, &wg);
         for (int ni = 0; ni < n_ns; ni++) {
             const int n = ns[ni];
             const size_t len = (size_t)n * (size_t)n_out;
@@ -264,8 +278,7 @@ static void test_matmul(int64_t n_in, int64_t n_out, const int *ns, int n_ns) {
                 record(add ? "matmul_add" : "matmul", nmse(yg, yc, len), tol, where);
             }
         }
-        gpu->ops->free(gpu, dw);
-        free(wb);
+        weight_pair_free(&wc, &wg);
     }
     gpu->ops->free(gpu, dx);
     gpu->ops->free(gpu, dy);
@@ -291,13 +304,8 @@ static void test_get_rows(int64_t n_in, int64_t n_rows, int n) {
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const uint32_t t = all_types[ti];
         if (n_in % pg_dtype_block_elems(t)) continue;
-        const size_t rb = pg_dtype_row_bytes(t, n_in);
-        uint8_t *wb = malloc(rb * (size_t)n_rows);
-        for (int64_t r = 0; r < n_rows; r++)
-            pg_quantize_row(t, wf + r * n_in, wb + (size_t)r * rb, n_in);
-        void *dw = dbuf_bytes(rb * (size_t)n_rows);
-        gpu->ops->upload(gpu, dw, wb, rb * (size_t)n_rows);
-        const pg_weight wc = {t, n_in, n_rows, rb, wb}, wg = {t, n_in, n_rows, rb, dw};
+        pg_weight wc, wg;
+        weight_pair(t, wf, n_in, n_rows, &wc, &wg);
         poison_host(oc, len);
         dpoison(dout, len * sizeof(float));
         cpu->ops->get_rows(cpu, &wc, ids, n, oc);
@@ -307,8 +315,7 @@ static void test_get_rows(int64_t n_in, int64_t n_rows, int n) {
         snprintf(where, sizeof where, "%-4s n_in=%lld rows=%lld n=%d", pg_dtype_name(t),
                  (long long)n_in, (long long)n_rows, n);
         record("get_rows", nmse(og, oc, len), t == PG_DTYPE_F32 ? TOL_F32 : TOL_HALF, where);
-        gpu->ops->free(gpu, dw);
-        free(wb);
+        weight_pair_free(&wc, &wg);
     }
     gpu->ops->free(gpu, dout);
     cpu->ops->free(cpu, oc);
@@ -675,14 +682,8 @@ static void test_project(uint32_t t, int64_t n_in, int64_t n_out, int with_bias)
     float *wf = malloc(sizeof(float) * (size_t)n_in * (size_t)n_out);
     if (!wf) exit(1);
     fill(wf, (size_t)n_in * (size_t)n_out, 1.0f);
-    const size_t rb = pg_dtype_row_bytes(t, n_in);
-    uint8_t *wb = malloc(rb * (size_t)n_out);
-    if (!wb) exit(1);
-    for (int64_t r = 0; r < n_out; r++)
-        pg_quantize_row(t, wf + r * n_in, wb + (size_t)r * rb, n_in);
-    void *dw = dbuf_bytes(rb * (size_t)n_out);
-    gpu->ops->upload(gpu, dw, wb, rb * (size_t)n_out);
-    const pg_weight wc = {t, n_in, n_out, rb, wb}, wg = {t, n_in, n_out, rb, dw};
+    pg_weight wc, wg;
+    weight_pair(t, wf, n_in, n_out, &wc, &wg);
     float *u = hbuf((size_t)n_in), *bias = hbuf((size_t)n_out), *y0 = hbuf((size_t)n_out);
     float *yc = hbuf((size_t)n_out), *yg = hbuf((size_t)n_out);
     fill(u, (size_t)n_in, 0.1f);
@@ -706,7 +707,7 @@ static void test_project(uint32_t t, int64_t n_in, int64_t n_out, int with_bias)
                  pg_dtype_name(t), (long long)n_in, (long long)n_out, with_bias, acc);
         record_fig("project", "max rel", max_rel(yg, yc, (size_t)n_out), 1e-6, where);
     }
-    gpu->ops->free(gpu, dw);
+    weight_pair_free(&wc, &wg);
     gpu->ops->free(gpu, du);
     gpu->ops->free(gpu, dbias);
     gpu->ops->free(gpu, dy);
@@ -715,7 +716,6 @@ static void test_project(uint32_t t, int64_t n_in, int64_t n_out, int with_bias)
     cpu->ops->free(cpu, y0);
     cpu->ops->free(cpu, yc);
     cpu->ops->free(cpu, yg);
-    free(wb);
     free(wf);
 }
 
